@@ -1,0 +1,2 @@
+//! The bundle understood: nodes, endpoints, policies, chains and IP sets cross-referenced.
+//! Built once from parsed artifacts, then read-only. (Being written.)

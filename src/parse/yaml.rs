@@ -1,0 +1,1 @@
+//! The one place YAML is decoded (being written).

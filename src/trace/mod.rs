@@ -1,0 +1,1 @@
+//! Explain one flow: what policy intends, what the captured dataplane does. (Being written.)
