@@ -2,6 +2,7 @@
 //! v3 resources become the selector strings Felix evaluates, policy order, and the names Felix
 //! gives chains and IP sets in each version. Pure functions: nothing here reads a bundle.
 
+pub mod hash;
 pub mod labels;
 pub mod lint;
 pub mod names;
