@@ -3,6 +3,68 @@
 
 use serde::Serialize;
 
+use crate::model::Model;
+
+/// The steps of the debugging flow a support engineer follows; every check belongs to one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Step {
+    /// Is the bundle complete enough to answer the rest?
+    Bundle,
+    /// Is there a policy for the traffic?
+    PoliciesPresent,
+    /// Does the policy's selector match the pod?
+    SelectorsMatch,
+    /// Did Felix program the chains and jumps?
+    ChainsProgrammed,
+    /// Are the IP set members right?
+    IpsetMembers,
+    /// Where does the packet die (counters, conntrack, logs)?
+    PacketPath,
+}
+
+impl Step {
+    pub const ALL: [Step; 6] = [
+        Step::Bundle,
+        Step::PoliciesPresent,
+        Step::SelectorsMatch,
+        Step::ChainsProgrammed,
+        Step::IpsetMembers,
+        Step::PacketPath,
+    ];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Step::Bundle => "Bundle complete",
+            Step::PoliciesPresent => "Policies present",
+            Step::SelectorsMatch => "Selectors match",
+            Step::ChainsProgrammed => "Chains programmed",
+            Step::IpsetMembers => "IP set members right",
+            Step::PacketPath => "Packet path",
+        }
+    }
+}
+
+/// A check: one problem, a stable code, and the doc that feeds docs/checks.md and the
+/// report's "why" text. The doc has the sections What it finds / Why it matters / Example /
+/// How to confirm by hand / What to do, as `## ` headings.
+pub struct Check {
+    pub code: &'static str,
+    pub name: &'static str,
+    pub severity: Severity,
+    pub step: Step,
+    pub doc: &'static str,
+    pub run: fn(&Model, &mut Vec<Finding>),
+}
+
+/// Every check, in report order. Adding a check is one line here.
+pub const CHECKS: &[&Check] = &[];
+
+/// The check with this code.
+pub fn by_code(code: &str) -> Option<&'static Check> {
+    CHECKS.iter().copied().find(|c| c.code == code)
+}
+
 /// How bad a finding is. Ordered: `Info < Warning < Error`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -54,6 +116,8 @@ pub struct Finding {
     pub code: String,
     pub check: String,
     pub severity: Severity,
+    /// The debugging-flow step this finding answers (an extension of the contract).
+    pub step: Step,
     pub title: String,
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
