@@ -1,6 +1,10 @@
 //! calisnap: offline analysis of Calico support bundles.
 //!
-//! The pipeline: open → parse → model → checks → report.
+//! The pipeline, in the order it runs:
+//! [`bundle::Bundle::open`] streams the archive once and parses every artifact in parallel →
+//! [`model::Model::build`] cross-references policies, endpoints, chains and IP sets →
+//! [`checks::run_all`] turns what is wrong into findings with evidence →
+//! [`report`] renders JSON, HTML or Markdown.
 
 pub mod bundle;
 pub mod calico;
@@ -9,3 +13,72 @@ pub mod model;
 pub mod parse;
 pub mod report;
 pub mod trace;
+
+use std::path::Path;
+
+use bundle::{Bundle, OpenError};
+use checks::Finding;
+use model::Model;
+
+/// A bundle analysed: what was read, what it means, and what is wrong.
+pub struct Analysis {
+    pub bundle: Bundle,
+    pub model: Model,
+    pub findings: Vec<Finding>,
+}
+
+/// Open, parse, model and check a bundle.
+pub fn analyze(path: &Path) -> Result<Analysis, OpenError> {
+    let bundle = Bundle::open(path)?;
+    let model = Model::build(&bundle);
+    let findings = checks::run_all(&model);
+    Ok(Analysis {
+        bundle,
+        model,
+        findings,
+    })
+}
+
+impl Analysis {
+    /// The report view of this analysis (contract §3 of the JSON report).
+    pub fn report(&self) -> report::Report {
+        use report::{ArtifactInfo, BundleInfo, Report, Summary, Tool};
+        let b = &self.bundle;
+        let artifacts: Vec<ArtifactInfo> = b
+            .artifacts
+            .iter()
+            .map(|a| ArtifactInfo {
+                path: a.path.clone(),
+                kind: a.kind.as_str().to_string(),
+                node: a.node.clone(),
+                records: a.parsed.records(),
+                bytes: a.bytes,
+                errors: a.errors(),
+            })
+            .collect();
+        let count = |s: checks::Severity| self.findings.iter().filter(|f| f.severity == s).count();
+        let summary = Summary {
+            errors: count(checks::Severity::Error),
+            warnings: count(checks::Severity::Warning),
+            infos: count(checks::Severity::Info),
+            artifacts: artifacts.len(),
+            parse_errors: artifacts.iter().map(|a| a.errors.len()).sum(),
+        };
+        Report {
+            schema_version: report::SCHEMA_VERSION,
+            tool: Tool::default(),
+            bundle: BundleInfo {
+                source: b.source.clone(),
+                layout: b.layout.as_str().to_string(),
+                collected_at: b.manifest.as_ref().and_then(|m| m.collected_at.clone()),
+                calico_version: self.model.calico_version.as_ref().map(|v| v.0.clone()),
+                calico_version_source: self.model.calico_version.as_ref().map(|v| v.1.clone()),
+                dataplane: self.model.dataplane.clone(),
+                nodes: b.nodes.clone(),
+            },
+            artifacts,
+            findings: self.findings.clone(),
+            summary,
+        }
+    }
+}

@@ -129,3 +129,16 @@ pub struct Finding {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fix: Option<String>,
 }
+
+/// Run every check over the model; findings come out in a fixed order (registry order, then
+/// node, then subjects), whatever order the parsers finished in.
+pub fn run_all(model: &Model) -> Vec<Finding> {
+    let mut all = Vec::new();
+    for check in CHECKS {
+        let mut found = Vec::new();
+        (check.run)(model, &mut found);
+        found.sort_by(|a, b| (&a.node, &a.subjects, &a.message).cmp(&(&b.node, &b.subjects, &b.message)));
+        all.extend(found);
+    }
+    all
+}

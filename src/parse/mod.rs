@@ -42,3 +42,64 @@ pub fn numbered_lines(text: &str, first_line: usize) -> impl Iterator<Item = (us
         .enumerate()
         .map(move |(i, l)| (first_line + i, l.strip_suffix('\r').unwrap_or(l)))
 }
+
+/// One artifact's parsed content, whatever its format.
+#[derive(Debug, Clone)]
+pub enum Parsed {
+    Iptables(iptables_save::Dump),
+    Ipset(ipset::Dump),
+    Nft(nft::Ruleset),
+    Conntrack(conntrack::Table),
+    FelixLog(felix_log::Log),
+    Dmesg(dmesg::Dmesg),
+    Resources(resources::ResourceSet),
+    Sysctl(sysctl::Sysctl),
+    IpRoute(ip::Routes),
+    IpAddr(ip::Addrs),
+    Bpf(bpf::BpfDump),
+    /// A `hostname` file: the node name.
+    Hostname(String),
+    /// `manifest.json` (kept in `Bundle::manifest`).
+    Manifest,
+    /// Not a supported kind: kept in the inventory, not guessed at.
+    Unknown,
+}
+
+impl Parsed {
+    /// Records as the report counts them: rules, members, entries, log records, objects.
+    pub fn records(&self) -> usize {
+        match self {
+            Parsed::Iptables(d) => d.records(),
+            Parsed::Ipset(d) => d.records(),
+            Parsed::Nft(d) => d.records(),
+            Parsed::Conntrack(d) => d.records(),
+            Parsed::FelixLog(d) => d.records(),
+            Parsed::Dmesg(d) => d.records(),
+            Parsed::Resources(d) => d.records(),
+            Parsed::Sysctl(d) => d.records(),
+            Parsed::IpRoute(d) => d.records(),
+            Parsed::IpAddr(d) => d.records(),
+            Parsed::Bpf(d) => d.records(),
+            Parsed::Hostname(_) => 1,
+            Parsed::Manifest | Parsed::Unknown => 0,
+        }
+    }
+
+    /// What could not be read, with line numbers.
+    pub fn errors(&self) -> &[ParseError] {
+        match self {
+            Parsed::Iptables(d) => &d.errors,
+            Parsed::Ipset(d) => &d.errors,
+            Parsed::Nft(d) => &d.errors,
+            Parsed::Conntrack(d) => &d.errors,
+            Parsed::FelixLog(d) => &d.errors,
+            Parsed::Dmesg(d) => &d.errors,
+            Parsed::Resources(d) => &d.errors,
+            Parsed::Sysctl(d) => &d.errors,
+            Parsed::IpRoute(d) => &d.errors,
+            Parsed::IpAddr(d) => &d.errors,
+            Parsed::Bpf(d) => &d.errors,
+            Parsed::Hostname(_) | Parsed::Manifest | Parsed::Unknown => &[],
+        }
+    }
+}

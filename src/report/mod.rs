@@ -3,6 +3,9 @@
 
 use serde::Serialize;
 
+mod interim;
+pub use interim::{render_html, render_json, render_markdown, terminal_summary};
+
 use crate::checks::Finding;
 use crate::parse::ParseError;
 
