@@ -105,7 +105,10 @@ fn analyze(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
         Some(path) => {
             std::fs::write(path, rendered.as_bytes())
                 .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-            eprint!("{}", calisnap::report::terminal_summary(&report, Some(path)));
+            eprint!(
+                "{}",
+                calisnap::report::terminal_summary(&report, Some(path))
+            );
         }
     }
     let threshold = match args.fail_on {

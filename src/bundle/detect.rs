@@ -60,7 +60,8 @@ pub fn detect(path: &str, head: &[u8]) -> ArtifactKind {
     if share(&lines, is_conntrack_line) >= 0.5 {
         return ArtifactKind::Conntrack;
     }
-    if share(&lines, is_felix_log_line) >= 0.2 {
+    // Felix lines are unmistakable; a log may still be mostly kernel or libbpf text.
+    if share(&lines, is_felix_log_line) >= 0.05 {
         return ArtifactKind::FelixLog;
     }
     if share(&lines, is_dmesg_line) >= 0.5 {
@@ -122,7 +123,8 @@ fn iptables(lines: &[&str], name: &str) -> Option<ArtifactKind> {
     if chain_list && !table_seen {
         return Some(ArtifactKind::IptablesList);
     }
-    if !(table_seen && (rule_seen || v6_header.is_some() || lines.iter().any(|l| l.starts_with(':'))))
+    if !(table_seen
+        && (rule_seen || v6_header.is_some() || lines.iter().any(|l| l.starts_with(':'))))
     {
         return None;
     }
@@ -152,8 +154,9 @@ fn is_ipset_save(lines: &[&str]) -> bool {
             let mut w = l.split_whitespace();
             w.next() == Some("create")
                 && w.next().is_some()
-                && w.next()
-                    .is_some_and(|t| t.starts_with("hash:") || t.starts_with("list:") || t.starts_with("bitmap:"))
+                && w.next().is_some_and(|t| {
+                    t.starts_with("hash:") || t.starts_with("list:") || t.starts_with("bitmap:")
+                })
         })
         .count();
     creates > 0
@@ -176,23 +179,39 @@ fn is_nft(lines: &[&str]) -> bool {
             ) && w.next().is_some()
         };
         (t.starts_with("table ") && t.trim_end().ends_with('{') && family_table(&t[6..]))
-            || (t.starts_with("add table ") && family_table(&t[10..]))
+            || [
+                "add table ",
+                "add chain ",
+                "add rule ",
+                "add set ",
+                "add map ",
+            ]
+            .iter()
+            .any(|p| t.strip_prefix(p).is_some_and(family_table))
     })
 }
 
 fn is_resources(text: &str) -> bool {
     let head: String = text.chars().take(8192).collect();
     let has_kind = head.contains("kind:") || head.contains("\"kind\"");
-    let has_api = head.contains("apiVersion") || head.contains("\"items\"") || head.contains("items:");
+    let has_api =
+        head.contains("apiVersion") || head.contains("\"items\"") || head.contains("items:");
     has_kind && has_api
 }
 
 fn is_bpftool_json(text: &str) -> bool {
     let t = text.trim_start();
     (t.starts_with('[') || t.starts_with('{'))
-        && ["\"prog_type\"", "\"map_type\"", "\"type\":\"sched_cls\"", "\"tc\":", "\"xdp\":", "\"bytes_jited\""]
-            .iter()
-            .any(|k| t.contains(k))
+        && [
+            "\"prog_type\"",
+            "\"map_type\"",
+            "\"type\":\"sched_cls\"",
+            "\"tc\":",
+            "\"xdp\":",
+            "\"bytes_jited\"",
+        ]
+        .iter()
+        .any(|k| t.contains(k))
 }
 
 fn is_calico_bpf_dump(lines: &[&str]) -> bool {
@@ -202,8 +221,11 @@ fn is_calico_bpf_dump(lines: &[&str]) -> bool {
             || t.starts_with("IP set 0x")
             || t.starts_with("// Start of tier")
             || (t.contains(" -> ") && (t.contains(" Active ago ") || t.contains("Age:")))
-            || (t.starts_with("| ") && t.contains("CATEGORY"))
-            || (t.contains(" port ") && t.contains(" proto ") && t.contains(" id ") && t.contains(" count "))
+            || (t.starts_with("| ") && (t.contains("CATEGORY") || t.contains("IFACE")))
+            || (t.contains(" port ")
+                && t.contains(" proto ")
+                && t.contains(" id ")
+                && t.contains(" count "))
     })
 }
 
@@ -232,7 +254,8 @@ fn is_conntrack_line(l: &str) -> bool {
 
 fn is_conntrack_stats_line(l: &str) -> bool {
     let t = l.trim_start();
-    t.starts_with("cpu=") && (t.contains(" found=") || t.contains(" invalid=") || t.contains(" insert="))
+    t.starts_with("cpu=")
+        && (t.contains(" found=") || t.contains(" invalid=") || t.contains(" insert="))
 }
 
 fn is_felix_log_line(l: &str) -> bool {
@@ -251,7 +274,9 @@ fn is_felix_log_line(l: &str) -> bool {
     };
     (find_stamp(b) && l.contains(" [") && l.contains("]["))
         || (l.contains("time=\"") && l.contains("level="))
-        || ["INFO[", "WARN[", "ERRO[", "DEBU[", "FATA["].iter().any(|p| l.trim_start().starts_with(p))
+        || ["INFO[", "WARN[", "ERRO[", "DEBU[", "FATA["]
+            .iter()
+            .any(|p| l.trim_start().starts_with(p))
 }
 
 fn is_dmesg_line(l: &str) -> bool {
@@ -272,13 +297,17 @@ fn is_sysctl_line(l: &str) -> bool {
         && !key.is_empty()
         && !key.contains(' ')
         && (key.contains('.') || key.starts_with("/proc/sys/"))
-        && key.chars().all(|c| c.is_ascii_alphanumeric() || "._-/".contains(c))
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-/".contains(c))
 }
 
 fn is_ip_addr_header(l: &str) -> bool {
     // "2: eth0: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 …"
     let mut parts = l.splitn(3, ": ");
-    parts.next().is_some_and(|n| n.trim().parse::<u32>().is_ok())
+    parts
+        .next()
+        .is_some_and(|n| n.trim().parse::<u32>().is_ok())
         && parts.next().is_some()
         && parts.next().is_some_and(|r| r.starts_with('<'))
 }
@@ -298,14 +327,22 @@ fn is_ip_route_line(l: &str) -> bool {
     let dest_like = first == "default"
         || first.parse::<ipnet::IpNet>().is_ok()
         || first.parse::<std::net::IpAddr>().is_ok()
-        || matches!(first, "blackhole" | "unreachable" | "prohibit" | "local" | "broadcast" | "multicast");
-    dest_like && (t.contains(" dev ") || t.contains(" via ") || first == "blackhole" || first == "unreachable")
+        || matches!(
+            first,
+            "blackhole" | "unreachable" | "prohibit" | "local" | "broadcast" | "multicast"
+        );
+    dest_like
+        && (t.contains(" dev ")
+            || t.contains(" via ")
+            || first == "blackhole"
+            || first == "unreachable")
 }
 
 fn is_hostname(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 253
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_')
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_')
 }
 
 #[cfg(test)]
@@ -319,7 +356,10 @@ mod tests {
     #[test]
     fn iptables_save_is_recognised_by_its_header_whatever_the_name() {
         let t = "# Generated by iptables-save v1.8.7 on Mon\n*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -j ACCEPT\nCOMMIT\n";
-        assert_eq!(kind("diagnostics/ipv4_tables", t), ArtifactKind::IptablesSave);
+        assert_eq!(
+            kind("diagnostics/ipv4_tables", t),
+            ArtifactKind::IptablesSave
+        );
         assert_eq!(kind("x.bin", t), ArtifactKind::IptablesSave);
     }
 
@@ -330,8 +370,14 @@ mod tests {
         let c = "*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -s fd00::/64 -j ACCEPT\nCOMMIT\n";
         assert_eq!(kind("a", c), ArtifactKind::Ip6tablesSave);
         let n = "*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -j ACCEPT\nCOMMIT\n";
-        assert_eq!(kind("diagnostics/ipv6_tables", n), ArtifactKind::Ip6tablesSave);
-        assert_eq!(kind("diagnostics/ipv4_tables", n), ArtifactKind::IptablesSave);
+        assert_eq!(
+            kind("diagnostics/ipv6_tables", n),
+            ArtifactKind::Ip6tablesSave
+        );
+        assert_eq!(
+            kind("diagnostics/ipv4_tables", n),
+            ArtifactKind::IptablesSave
+        );
     }
 
     #[test]
@@ -362,7 +408,8 @@ mod tests {
 
     #[test]
     fn resources_are_split_into_calico_and_kubernetes() {
-        let c = "apiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata:\n  name: a\n";
+        let c =
+            "apiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata:\n  name: a\n";
         assert_eq!(kind("x.yaml", c), ArtifactKind::CalicoResources);
         let k = "apiVersion: v1\nitems: []\nkind: List\n";
         assert_eq!(kind("pods.yaml", k), ArtifactKind::K8sResources);
@@ -386,7 +433,10 @@ mod tests {
 
     #[test]
     fn text_that_is_nothing_we_know_is_unknown_not_guessed() {
-        assert_eq!(kind("notes.txt", "hello world\nthis is a note\n"), ArtifactKind::Unknown);
+        assert_eq!(
+            kind("notes.txt", "hello world\nthis is a note\n"),
+            ArtifactKind::Unknown
+        );
         assert_eq!(kind("empty", ""), ArtifactKind::Unknown);
         assert_eq!(kind("hostname", "node-1\n"), ArtifactKind::Hostname);
         assert_eq!(kind("name.txt", "node-1\n"), ArtifactKind::Unknown);

@@ -67,7 +67,9 @@ impl Manifest {
 pub fn kind_of_command(name: &str) -> Option<ArtifactKind> {
     let n = name.trim();
     Some(match n {
-        "iptables-save" | "iptables-legacy-save" | "iptables-nft-save" => ArtifactKind::IptablesSave,
+        "iptables-save" | "iptables-legacy-save" | "iptables-nft-save" => {
+            ArtifactKind::IptablesSave
+        }
         "ip6tables-save" | "ip6tables-legacy-save" | "ip6tables-nft-save" => {
             ArtifactKind::Ip6tablesSave
         }

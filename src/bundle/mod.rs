@@ -294,14 +294,21 @@ fn assemble(
     let mut artifacts: Vec<Artifact> = parsed
         .into_iter()
         .map(|(path, mut a)| {
-            a.path = path.strip_prefix(root.as_str()).unwrap_or(&path).to_string();
+            a.path = path
+                .strip_prefix(root.as_str())
+                .unwrap_or(&path)
+                .to_string();
             if a.kind != ArtifactKind::Manifest
                 && let Some(kind) = manifest.as_ref().and_then(|m| m.kind_for(&a.path))
                 && kind != a.kind
             {
                 a.notes.push(ParseError::new(
                     0,
-                    format!("manifest says {}, content was read as {}", kind.as_str(), a.kind.as_str()),
+                    format!(
+                        "manifest says {}, content was read as {}",
+                        kind.as_str(),
+                        a.kind.as_str()
+                    ),
                 ));
             }
             a
@@ -422,7 +429,9 @@ pub fn parse_as(kind: ArtifactKind, text: &str) -> Parsed {
         ArtifactKind::IptablesSave | ArtifactKind::Ip6tablesSave | ArtifactKind::IptablesList => {
             Parsed::Iptables(parse::iptables_save::parse(text))
         }
-        ArtifactKind::IpsetSave | ArtifactKind::IpsetList => Parsed::Ipset(parse::ipset::parse(text)),
+        ArtifactKind::IpsetSave | ArtifactKind::IpsetList => {
+            Parsed::Ipset(parse::ipset::parse(text))
+        }
         ArtifactKind::NftRuleset => Parsed::Nft(parse::nft::parse(text)),
         ArtifactKind::Conntrack | ArtifactKind::ConntrackStats => {
             Parsed::Conntrack(parse::conntrack::parse(text))
@@ -494,9 +503,16 @@ fn attribute_nodes(artifacts: &mut [Artifact], layout: Layout, manifest: Option<
     }
     for a in artifacts.iter_mut() {
         a.node = node_from_path(&a.path)
-            .or_else(|| manifest.and_then(|m| m.command_for(&a.path)).and_then(|c| c.node.clone()))
             .or_else(|| {
-                if matches!(a.kind, ArtifactKind::CalicoResources | ArtifactKind::K8sResources) {
+                manifest
+                    .and_then(|m| m.command_for(&a.path))
+                    .and_then(|c| c.node.clone())
+            })
+            .or_else(|| {
+                if matches!(
+                    a.kind,
+                    ArtifactKind::CalicoResources | ArtifactKind::K8sResources
+                ) {
                     return None;
                 }
                 // The nearest hostname file in this directory or above.
@@ -561,7 +577,8 @@ fn read_dir(dir: &Path, sink: &mut Sink) {
         let entry = match entry {
             Ok(e) => e,
             Err(e) => {
-                sink.notes.push(format!("cannot read part of the folder: {e}"));
+                sink.notes
+                    .push(format!("cannot read part of the folder: {e}"));
                 continue;
             }
         };
@@ -572,7 +589,8 @@ fn read_dir(dir: &Path, sink: &mut Sink) {
             .to_string_lossy()
             .replace('\\', "/");
         if entry.file_type().is_symlink() {
-            sink.notes.push(format!("{rel}: symbolic link, not followed"));
+            sink.notes
+                .push(format!("{rel}: symbolic link, not followed"));
         } else if entry.file_type().is_file() {
             files.push((rel, entry.into_path()));
         }
@@ -621,7 +639,9 @@ fn read_file(file: File, name: &str, size: u64, sink: &mut Sink) -> Result<(), S
     } else if head.starts_with(b"PK\x03\x04") {
         return Err("zip archives are not supported: unpack it and pass the folder".into());
     } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
-        return Err("xz archives are not supported: unpack it (tar xJf) and pass the folder".into());
+        return Err(
+            "xz archives are not supported: unpack it (tar xJf) and pass the folder".into(),
+        );
     }
     let mut chained = Cursor::new(head.clone()).chain(reader);
     if is_tar_header(&head) {
@@ -654,7 +674,13 @@ fn is_tar_header(h: &[u8]) -> bool {
     let computed: u32 = h[..512]
         .iter()
         .enumerate()
-        .map(|(i, &b)| if (148..156).contains(&i) { 32 } else { u32::from(b) })
+        .map(|(i, &b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                u32::from(b)
+            }
+        })
         .sum();
     stored == Some(computed) && h[0] != 0
 }
@@ -681,7 +707,8 @@ fn read_tar(reader: impl Read, sink: &mut Sink) {
         let path = clean_path(&String::from_utf8_lossy(&entry.path_bytes()));
         let kind = entry.header().entry_type();
         if kind.is_symlink() || kind.is_hard_link() {
-            sink.notes.push(format!("{path}: link in archive, not followed"));
+            sink.notes
+                .push(format!("{path}: link in archive, not followed"));
             continue;
         }
         if !kind.is_file() {
@@ -710,7 +737,10 @@ mod tests {
 
     #[test]
     fn node_comes_from_the_nodes_directory() {
-        assert_eq!(node_from_path("nodes/n1/iptables-save.txt").as_deref(), Some("n1"));
+        assert_eq!(
+            node_from_path("nodes/n1/iptables-save.txt").as_deref(),
+            Some("n1")
+        );
         assert_eq!(
             node_from_path("calico-diagnostics-x/nodes/n2/ipset-list.txt").as_deref(),
             Some("n2")

@@ -137,7 +137,9 @@ pub fn run_all(model: &Model) -> Vec<Finding> {
     for check in CHECKS {
         let mut found = Vec::new();
         (check.run)(model, &mut found);
-        found.sort_by(|a, b| (&a.node, &a.subjects, &a.message).cmp(&(&b.node, &b.subjects, &b.message)));
+        found.sort_by(|a, b| {
+            (&a.node, &a.subjects, &a.message).cmp(&(&b.node, &b.subjects, &b.message))
+        });
         all.extend(found);
     }
     all
