@@ -28,6 +28,11 @@ struct Cli {
 enum Command {
     /// Analyse a bundle and write a report.
     Analyze(AnalyzeArgs),
+    /// List the checks (`--markdown`: docs/checks.md).
+    Checks {
+        #[arg(long)]
+        markdown: bool,
+    },
 }
 
 #[derive(clap::Args)]
@@ -73,6 +78,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Analyze(args) => analyze(args),
+        Command::Checks { markdown } => list_checks(markdown),
     };
     match result {
         Ok(code) => code,
@@ -137,4 +143,15 @@ fn default_report_path(bundle: &Path, ext: &str) -> PathBuf {
         .to_string();
     let dir = bundle.parent().unwrap_or(Path::new("."));
     dir.join(format!("{stem}.report.{ext}"))
+}
+
+fn list_checks(markdown: bool) -> anyhow::Result<ExitCode> {
+    if markdown {
+        print!("{}", calisnap::checks::render_docs());
+    } else {
+        for c in calisnap::checks::CHECKS {
+            println!("{}  {:<8} {:<22} {}", c.code, c.severity.as_str(), c.step.title(), c.name);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

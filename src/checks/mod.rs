@@ -144,3 +144,42 @@ pub fn run_all(model: &Model) -> Vec<Finding> {
     }
     all
 }
+
+/// docs/checks.md, generated from the registry: one section per check with its doc.
+pub fn render_docs() -> String {
+    let mut s = String::from(
+        "# Checks\n\nGenerated from the check registry (`src/checks/`) by `calisnap checks --markdown`; \
+         a test fails when this file is stale. Codes are stable and never reused.\n\n\
+         | code | name | severity | step |\n|---|---|---|---|\n",
+    );
+    for c in CHECKS {
+        s.push_str(&format!(
+            "| [{code}](#{anchor}) | {name} | {sev} | {step} |\n",
+            code = c.code,
+            anchor = c.code.to_lowercase(),
+            name = c.name,
+            sev = c.severity.as_str(),
+            step = c.step.title()
+        ));
+    }
+    for c in CHECKS {
+        s.push_str(&format!("\n## {}\n\n`{}` · {} · {}\n\n", c.code, c.name, c.severity.as_str(), c.step.title()));
+        s.push_str(&demote_headings(c.doc.trim()));
+        s.push('\n');
+    }
+    s
+}
+
+/// A check's doc uses `## ` section headings; under the check's own `## ` they become `### `.
+fn demote_headings(doc: &str) -> String {
+    doc.lines()
+        .map(|l| {
+            if l.starts_with('#') {
+                format!("#{l}")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
