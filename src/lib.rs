@@ -40,9 +40,9 @@ pub fn analyze(path: &Path) -> Result<Analysis, OpenError> {
 }
 
 impl Analysis {
-    /// The report view of this analysis (contract §3 of the JSON report).
+    /// The report view of this analysis (contract §3 of the JSON report, plus extensions).
     pub fn report(&self) -> report::Report {
-        use report::{ArtifactInfo, BundleInfo, Report, Summary, Tool};
+        use report::{ArtifactInfo, BundleInfo, Report};
         let b = &self.bundle;
         let artifacts: Vec<ArtifactInfo> = b
             .artifacts
@@ -56,29 +56,17 @@ impl Analysis {
                 errors: a.errors(),
             })
             .collect();
-        let count = |s: checks::Severity| self.findings.iter().filter(|f| f.severity == s).count();
-        let summary = Summary {
-            errors: count(checks::Severity::Error),
-            warnings: count(checks::Severity::Warning),
-            infos: count(checks::Severity::Info),
-            artifacts: artifacts.len(),
-            parse_errors: artifacts.iter().map(|a| a.errors.len()).sum(),
+        let bundle = BundleInfo {
+            source: b.source.clone(),
+            layout: b.layout.as_str().to_string(),
+            collected_at: b.manifest.as_ref().and_then(|m| m.collected_at.clone()),
+            calico_version: self.model.calico_version.as_ref().map(|v| v.0.clone()),
+            calico_version_source: self.model.calico_version.as_ref().map(|v| v.1.clone()),
+            dataplane: self.model.dataplane.clone(),
+            nodes: b.nodes.clone(),
         };
-        Report {
-            schema_version: report::SCHEMA_VERSION,
-            tool: Tool::default(),
-            bundle: BundleInfo {
-                source: b.source.clone(),
-                layout: b.layout.as_str().to_string(),
-                collected_at: b.manifest.as_ref().and_then(|m| m.collected_at.clone()),
-                calico_version: self.model.calico_version.as_ref().map(|v| v.0.clone()),
-                calico_version_source: self.model.calico_version.as_ref().map(|v| v.1.clone()),
-                dataplane: self.model.dataplane.clone(),
-                nodes: b.nodes.clone(),
-            },
-            artifacts,
-            findings: self.findings.clone(),
-            summary,
-        }
+        let mut r = Report::new(bundle, artifacts, self.findings.clone());
+        r.attach_evidence_context(3, |path| b.text_of(path));
+        r
     }
 }

@@ -48,6 +48,9 @@ struct AnalyzeArgs {
     /// Exit 1 when a finding at or above this severity exists.
     #[arg(long, value_enum, default_value_t = FailOn::Error)]
     fail_on: FailOn,
+    /// A folder with report.html.j2 and/or report.md.j2 replacing the built-in templates.
+    #[arg(long, value_name = "DIR")]
+    templates: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -92,10 +95,11 @@ fn main() -> ExitCode {
 fn analyze(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     let analysis = calisnap::analyze(&args.bundle)?;
     let report = analysis.report();
+    let templates = args.templates.as_deref();
     let rendered = match args.format {
         Format::Json => calisnap::report::render_json(&report),
-        Format::Md => calisnap::report::render_markdown(&report),
-        Format::Html => calisnap::report::render_html(&report),
+        Format::Md => calisnap::report::render_markdown(&report, templates)?,
+        Format::Html => calisnap::report::render_html(&report, templates)?,
     };
     let target = match args.output.as_deref() {
         Some("-") => None,
@@ -111,9 +115,10 @@ fn analyze(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
         Some(path) => {
             std::fs::write(path, rendered.as_bytes())
                 .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-            eprint!(
+            let color = calisnap::report::use_color();
+            print!(
                 "{}",
-                calisnap::report::terminal_summary(&report, Some(path))
+                calisnap::report::terminal_summary(&report, Some(path), color)
             );
         }
     }
@@ -150,7 +155,13 @@ fn list_checks(markdown: bool) -> anyhow::Result<ExitCode> {
         print!("{}", calisnap::checks::render_docs());
     } else {
         for c in calisnap::checks::CHECKS {
-            println!("{}  {:<8} {:<22} {}", c.code, c.severity.as_str(), c.step.title(), c.name);
+            println!(
+                "{}  {:<8} {:<22} {}",
+                c.code,
+                c.severity.as_str(),
+                c.step.title(),
+                c.name
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -57,10 +57,14 @@ fn analyze_without_output_writes_the_html_report_beside_the_bundle_and_says_wher
     assert!(report.exists());
     let html = std::fs::read_to_string(&report).unwrap();
     assert!(html.contains("<html") || html.contains("<!doctype") || html.contains("<!DOCTYPE"));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        stderr.contains("calico-bundle-demo.report.html"),
-        "{stderr}"
+        stdout.contains("calico-bundle-demo.report.html"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains('\x1b'),
+        "no colour when stdout is not a terminal"
     );
 }
 

@@ -94,7 +94,13 @@ pub struct Artifact {
     pub parsed: Parsed,
     /// Problems with the file itself (not valid UTF-8, cut at a limit, unreadable).
     pub notes: Vec<ParseError>,
+    /// The text itself, kept for small artifacts so reports can show the lines around a piece
+    /// of evidence ([`KEEP_TEXT_BYTES`]); big logs and conntrack tables are not kept.
+    pub text: Option<std::sync::Arc<str>>,
 }
+
+/// Artifacts up to this size keep their text for evidence context.
+pub const KEEP_TEXT_BYTES: usize = 8 << 20;
 
 impl Artifact {
     /// Every problem met while reading and parsing this artifact, by line.
@@ -166,6 +172,14 @@ impl Bundle {
         })?;
         let parsed = results.into_inner().unwrap_or_else(|p| p.into_inner());
         Ok(assemble(source, parsed, manifest, notes))
+    }
+
+    /// The text of a small artifact, by its path in the bundle.
+    pub fn text_of(&self, path: &str) -> Option<&str> {
+        self.artifacts
+            .iter()
+            .find(|a| a.path == path)
+            .and_then(|a| a.text.as_deref())
     }
 
     /// Artifacts of one kind.
@@ -413,6 +427,8 @@ fn process(path: &str, e: Entry, hint: Option<ArtifactKind>) -> Artifact {
         }
     };
     let parsed = parse_as(kind, &text);
+    let keep = text.len() <= KEEP_TEXT_BYTES
+        && !matches!(kind, ArtifactKind::Unknown | ArtifactKind::Manifest);
     Artifact {
         path: path.to_string(),
         kind,
@@ -420,6 +436,7 @@ fn process(path: &str, e: Entry, hint: Option<ArtifactKind>) -> Artifact {
         bytes,
         parsed,
         notes,
+        text: keep.then(|| std::sync::Arc::from(text)),
     }
 }
 

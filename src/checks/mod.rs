@@ -163,7 +163,13 @@ pub fn render_docs() -> String {
         ));
     }
     for c in CHECKS {
-        s.push_str(&format!("\n## {}\n\n`{}` · {} · {}\n\n", c.code, c.name, c.severity.as_str(), c.step.title()));
+        s.push_str(&format!(
+            "\n## {}\n\n`{}` · {} · {}\n\n",
+            c.code,
+            c.name,
+            c.severity.as_str(),
+            c.step.title()
+        ));
         s.push_str(&demote_headings(c.doc.trim()));
         s.push('\n');
     }
