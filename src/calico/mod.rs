@@ -7,5 +7,6 @@ pub mod labels;
 pub mod lint;
 pub mod names;
 pub mod order;
+pub mod render;
 pub mod rules;
 pub mod selector;
