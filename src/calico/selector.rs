@@ -953,8 +953,9 @@ impl LabelRestriction {
 
     /// False when the restriction contradicts itself (`PossibleToSatisfy`).
     pub fn possible_to_satisfy(&self) -> bool {
-        !(self.must_be_present && self.must_be_absent)
-            && !matches!(&self.must_have_one_of_values, Some(v) if v.is_empty())
+        let contradictory = self.must_be_present && self.must_be_absent;
+        let no_value_left = matches!(&self.must_have_one_of_values, Some(v) if v.is_empty());
+        !contradictory && !no_value_left
     }
 }
 
