@@ -339,33 +339,31 @@ fn read_k8s_selector(desc: &str) -> Option<K8sLabelSelector> {
             values: m.get(3).map(|v| list_items(v.as_str())).unwrap_or_default(),
         });
     }
-    if !found {
-        if let Some(idx) = desc.find("matchExpressions") {
-            let rest = desc[idx + "matchExpressions".len()..].trim_start_matches([':', ' ']);
-            let short = Regex::new(
-                r"^\s*(?:(\S+)\s+(In|NotIn)\s*\[([^\]]*)\]|(Exists|DoesNotExist)\s+([^\s,()]+))\s*,?",
-            )
-            .ok()?;
-            let mut rest = rest;
-            while let Some(m) = short.captures(rest) {
-                let expr = if let Some(key) = m.get(1) {
-                    K8sLabelExpr {
-                        key: key.as_str().to_string(),
-                        operator: m[2].to_string(),
-                        values: list_items(&m[3]),
-                    }
-                } else {
-                    K8sLabelExpr {
-                        key: m[5].to_string(),
-                        operator: m[4].to_string(),
-                        values: vec![],
-                    }
-                };
-                sel.match_expressions.push(expr);
-                rest = &rest[m.get(0).map(|x| x.end()).unwrap_or(rest.len())..];
-            }
-            found = !sel.match_expressions.is_empty();
+    if !found && let Some(idx) = desc.find("matchExpressions") {
+        let rest = desc[idx + "matchExpressions".len()..].trim_start_matches([':', ' ']);
+        let short = Regex::new(
+            r"^\s*(?:(\S+)\s+(In|NotIn)\s*\[([^\]]*)\]|(Exists|DoesNotExist)\s+([^\s,()]+))\s*,?",
+        )
+        .ok()?;
+        let mut rest = rest;
+        while let Some(m) = short.captures(rest) {
+            let expr = if let Some(key) = m.get(1) {
+                K8sLabelExpr {
+                    key: key.as_str().to_string(),
+                    operator: m[2].to_string(),
+                    values: list_items(&m[3]),
+                }
+            } else {
+                K8sLabelExpr {
+                    key: m[5].to_string(),
+                    operator: m[4].to_string(),
+                    values: vec![],
+                }
+            };
+            sel.match_expressions.push(expr);
+            rest = &rest[m.get(0).map(|x| x.end()).unwrap_or(rest.len())..];
         }
+        found = !sel.match_expressions.is_empty();
     }
     (found || !sel.match_labels.is_empty()).then_some(sel)
 }
@@ -582,4 +580,409 @@ fn every_derived_kubernetes_conversion_case_gives_felixs_string_id_and_ipset() {
             s(&c["nft_v4"]),
         )
     });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lint: the mistakes table in testdata/selector/lint-mistakes.json.
+// ---------------------------------------------------------------------------------------------
+
+fn lint_table() -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/selector/lint-mistakes.json");
+    let text = std::fs::read_to_string(&path).expect("lint-mistakes.json is committed");
+    serde_json::from_str(&text).expect("lint-mistakes.json is JSON")
+}
+
+#[test]
+fn every_common_mistake_gets_its_hint_and_the_corrected_selector() {
+    use calisnap::calico::lint::{HintLevel, lint};
+    let table = lint_table();
+    let mut failures = Vec::new();
+    for c in table["mistakes"].as_array().expect("mistakes") {
+        let input = s(&c["input"]);
+        assert!(
+            Selector::parse(input).is_err(),
+            "{input:?} should be invalid"
+        );
+        let hints = lint(input);
+        let Some(h) = hints.iter().find(|h| h.code == s(&c["code"])) else {
+            failures.push(format!("{input:?}: no {} hint in {hints:?}", s(&c["code"])));
+            continue;
+        };
+        if h.severity != HintLevel::Error || h.suggestion.as_deref() != Some(s(&c["suggestion"])) {
+            failures.push(format!(
+                "{input:?}: got {:?} {:?}, want suggestion {:?}",
+                h.severity,
+                h.suggestion,
+                s(&c["suggestion"])
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn mistakes_without_a_safe_correction_are_explained_without_a_suggestion() {
+    use calisnap::calico::lint::{HintLevel, lint};
+    let table = lint_table();
+    for c in table["unfixable"].as_array().expect("unfixable") {
+        let input = s(&c["input"]);
+        let hints = lint(input);
+        assert!(
+            hints.iter().any(|h| h.code == s(&c["code"])),
+            "{input:?}: {hints:?}"
+        );
+        assert!(
+            hints
+                .iter()
+                .filter(|h| h.severity == HintLevel::Error)
+                .all(|h| h.suggestion.is_none()),
+            "{input:?}: {hints:?}"
+        );
+    }
+}
+
+#[test]
+fn valid_selectors_get_no_error_hint() {
+    use calisnap::calico::lint::{HintLevel, lint};
+    let table = lint_table();
+    for v in table["valid"].as_array().expect("valid") {
+        let input = s(v);
+        assert!(
+            Selector::parse(input).is_ok(),
+            "{input:?} is valid in Calico"
+        );
+        let errors: Vec<_> = lint(input)
+            .into_iter()
+            .filter(|h| h.severity == HintLevel::Error)
+            .collect();
+        assert!(errors.is_empty(), "{input:?}: {errors:?}");
+    }
+}
+
+#[test]
+fn every_invalid_reference_case_gets_an_error_hint_and_only_parsable_suggestions() {
+    use calisnap::calico::lint::{HintLevel, lint};
+    check_all("invalid", |c| {
+        let input = s(&c["input"]);
+        let hints = lint(input);
+        if !hints.iter().any(|h| h.severity == HintLevel::Error) {
+            return Err(format!("{input:?}: no error hint"));
+        }
+        for h in &hints {
+            if let Some(sugg) = &h.suggestion {
+                Selector::parse(sugg).map_err(|e| format!("{input:?} → {sugg:?}: {e}"))?;
+            }
+        }
+        Ok(())
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Properties over generated selectors.
+// ---------------------------------------------------------------------------------------------
+
+mod properties {
+    use std::collections::BTreeMap;
+
+    use calisnap::calico::lint::lint;
+    use calisnap::calico::selector::{Node, Selector, normalise, to_string_set};
+    use proptest::prelude::*;
+
+    /// Labels include keyword-like names to exercise the "operators only after a label" rule.
+    const LABELS: &[&str] = &[
+        "a", "app", "x.y/z", "-k", "in", "not", "has", "all", "contains", "global", "ends", "_1",
+    ];
+    /// Values include both quote characters (never together), a newline and a backslash.
+    const VALUES: &[&str] = &[
+        "",
+        "x",
+        "Web",
+        "web",
+        "a b",
+        "it's",
+        "say \"hi\"",
+        "n\nl",
+        "\\",
+        "ü",
+        "Webserver",
+    ];
+
+    fn label() -> impl Strategy<Value = String> {
+        prop::sample::select(LABELS).prop_map(String::from)
+    }
+
+    fn value() -> impl Strategy<Value = String> {
+        prop::sample::select(VALUES).prop_map(String::from)
+    }
+
+    fn leaf() -> impl Strategy<Value = Node> {
+        prop_oneof![
+            (label(), value()).prop_map(|(label, value)| Node::LabelEq { label, value }),
+            (label(), value()).prop_map(|(label, value)| Node::LabelNe { label, value }),
+            (label(), value()).prop_map(|(label, value)| Node::Contains { label, value }),
+            (label(), value()).prop_map(|(label, value)| Node::StartsWith { label, value }),
+            (label(), value()).prop_map(|(label, value)| Node::EndsWith { label, value }),
+            (label(), prop::collection::vec(value(), 0..4)).prop_map(|(label, v)| Node::InSet {
+                label,
+                values: to_string_set(v)
+            }),
+            (label(), prop::collection::vec(value(), 0..4)).prop_map(|(label, v)| {
+                Node::NotInSet {
+                    label,
+                    values: to_string_set(v),
+                }
+            }),
+            label().prop_map(|label| Node::Has { label }),
+            Just(Node::All),
+            Just(Node::Global),
+        ]
+    }
+
+    /// Any AST the parser can build, `Not(Not(…))` included.
+    fn tree() -> impl Strategy<Value = Node> {
+        leaf().prop_recursive(4, 24, 4, |inner| {
+            prop_oneof![
+                inner.clone().prop_map(|n| Node::Not(Box::new(n))),
+                prop::collection::vec(inner.clone(), 2..4).prop_map(Node::And),
+                prop::collection::vec(inner, 2..4).prop_map(Node::Or),
+            ]
+        })
+    }
+
+    /// Whether `String()` of this tree re-parses to the same tree: only a `!` directly around
+    /// another `!` breaks that (it prints as a run, and runs collapse).
+    fn is_fixed_point(n: &Node) -> bool {
+        match n {
+            Node::Not(inner) => !matches!(**inner, Node::Not(_)) && is_fixed_point(inner),
+            Node::And(ops) | Node::Or(ops) => ops.iter().all(is_fixed_point),
+            _ => true,
+        }
+    }
+
+    /// Formatting choices for rendering a tree the way people write selectors.
+    #[derive(Clone, Debug)]
+    struct Style {
+        bits: Vec<u8>,
+    }
+
+    impl Style {
+        fn pick(&mut self, n: u8) -> u8 {
+            let b = self.bits.pop().unwrap_or(0);
+            b % n
+        }
+        fn blank(&mut self) -> &'static str {
+            ["", " ", "\t", "  "][self.pick(4) as usize]
+        }
+        fn some_blank(&mut self) -> &'static str {
+            [" ", "\t", " \t "][self.pick(3) as usize]
+        }
+        fn quoted(&mut self, v: &str) -> String {
+            let q = if v.contains('"') {
+                '\''
+            } else if v.contains('\'') || self.pick(2) == 0 {
+                '"'
+            } else {
+                '\''
+            };
+            format!("{q}{v}{q}")
+        }
+    }
+
+    /// Render with random blanks, quotes, operator spellings, redundant parentheses, `!!`
+    /// pairs, shuffled and duplicated set items and trailing commas. Parses back to `n`.
+    fn render(n: &Node, st: &mut Style) -> String {
+        let body = match n {
+            Node::LabelEq { label, value } => {
+                format!("{label}{}=={}{}", st.blank(), st.blank(), st.quoted(value))
+            }
+            Node::LabelNe { label, value } => {
+                format!("{label}{}!={}{}", st.blank(), st.blank(), st.quoted(value))
+            }
+            Node::Contains { label, value } => {
+                format!(
+                    "{label}{}contains{}{}",
+                    st.some_blank(),
+                    st.blank(),
+                    st.quoted(value)
+                )
+            }
+            Node::StartsWith { label, value } => {
+                let op = ["starts with", "startswith", "starts \t with"][st.pick(3) as usize];
+                format!(
+                    "{label}{}{op}{}{}",
+                    st.some_blank(),
+                    st.blank(),
+                    st.quoted(value)
+                )
+            }
+            Node::EndsWith { label, value } => {
+                let op = ["ends with", "endswith"][st.pick(2) as usize];
+                format!(
+                    "{label}{}{op}{}{}",
+                    st.some_blank(),
+                    st.blank(),
+                    st.quoted(value)
+                )
+            }
+            Node::InSet { label, values } | Node::NotInSet { label, values } => {
+                let op = if matches!(n, Node::InSet { .. }) {
+                    "in"
+                } else {
+                    ["not in", "notin", "not  in"][st.pick(3) as usize]
+                };
+                let mut items: Vec<String> = values.iter().map(|v| st.quoted(v)).collect();
+                if let Some(first) = items.first().cloned()
+                    && st.pick(2) == 0
+                {
+                    items.push(first);
+                }
+                if st.pick(2) == 0 {
+                    items.reverse();
+                }
+                let sep = format!(",{}", st.blank());
+                let trailing = if !items.is_empty() && st.pick(3) == 0 {
+                    ","
+                } else {
+                    ""
+                };
+                format!(
+                    "{label}{}{op}{}{{{}{}{trailing}{}}}",
+                    st.some_blank(),
+                    st.blank(),
+                    st.blank(),
+                    items.join(&sep),
+                    st.blank()
+                )
+            }
+            Node::Has { label } => format!("has({}{label}{})", st.blank(), st.blank()),
+            Node::All => format!("all({})", st.blank()),
+            Node::Global => format!("global({})", st.blank()),
+            Node::Not(inner) => {
+                let inner_text = render(inner, st);
+                // A `!` right before another `!` would merge into one run, and `!` binds tighter
+                // than && and ||: those operands keep their group.
+                if matches!(**inner, Node::Not(_) | Node::And(_) | Node::Or(_)) || st.pick(3) == 0 {
+                    format!("!{}({inner_text})", st.blank())
+                } else {
+                    format!("!{}{inner_text}", st.blank())
+                }
+            }
+            Node::And(ops) | Node::Or(ops) => {
+                let sep = if matches!(n, Node::And(_)) {
+                    "&&"
+                } else {
+                    "||"
+                };
+                let parts: Vec<String> = ops
+                    .iter()
+                    .map(|o| {
+                        let t = render(o, st);
+                        // Operands that are themselves chains must keep their group.
+                        if matches!(o, Node::And(_) | Node::Or(_)) {
+                            format!("({t})")
+                        } else {
+                            t
+                        }
+                    })
+                    .collect();
+                let glue = format!("{}{sep}{}", st.blank(), st.blank());
+                parts.join(&glue)
+            }
+        };
+        match st.pick(6) {
+            0 => format!("({}{body}{})", st.blank(), st.blank()),
+            1 if !matches!(n, Node::And(_) | Node::Or(_)) => format!("!!{body}"),
+            1 => format!("!!({body})"),
+            _ => body,
+        }
+    }
+
+    fn labels() -> impl Strategy<Value = BTreeMap<String, String>> {
+        prop::collection::btree_map(label(), value(), 0..6)
+    }
+
+    fn style() -> impl Strategy<Value = Style> {
+        prop::collection::vec(any::<u8>(), 0..64).prop_map(|bits| Style { bits })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn canonical_form_is_a_fixed_point_where_calico_says_it_is(t in tree()) {
+            prop_assume!(is_fixed_point(&t));
+            let printed = Selector::from_node(t.clone());
+            let reparsed = Selector::parse(printed.canonical()).expect("canonical parses");
+            prop_assert_eq!(reparsed.root(), &t);
+            prop_assert_eq!(reparsed.canonical(), printed.canonical());
+            prop_assert_eq!(reparsed.unique_id(), printed.unique_id());
+            prop_assert_eq!(normalise(printed.canonical()), printed.canonical());
+        }
+
+        #[test]
+        fn messy_spellings_parse_to_the_same_tree(t in tree(), mut st in style()) {
+            let text = render(&t, &mut st);
+            let parsed = Selector::parse(&text);
+            prop_assert!(parsed.is_ok(), "{:?}: {:?}", text, parsed.err());
+            let parsed = parsed.expect("checked");
+            // `!!` pairs collapse, so compare what the tree means and prints after one more pass.
+            let again = Selector::parse(parsed.canonical()).expect("canonical parses");
+            let printed = Selector::from_node(t.clone());
+            if is_fixed_point(&t) {
+                prop_assert_eq!(parsed.canonical(), printed.canonical());
+                prop_assert_eq!(parsed.root(), &t);
+            }
+            let printed_again = Selector::parse(printed.canonical()).expect("parses");
+            prop_assert_eq!(again.canonical(), printed_again.canonical());
+            prop_assert!(lint(&text).iter().all(|h| h.severity != calisnap::calico::lint::HintLevel::Error));
+        }
+
+        #[test]
+        fn evaluation_agrees_with_the_canonical_reparse(t in tree(), mut st in style(), l in labels()) {
+            let text = render(&t, &mut st);
+            let parsed = Selector::parse(&text).expect("rendered selectors parse");
+            let reparsed = Selector::parse(parsed.canonical()).expect("canonical parses");
+            prop_assert_eq!(parsed.evaluate(&l), reparsed.evaluate(&l));
+            prop_assert_eq!(parsed.evaluate(&l), t.evaluate(&l));
+        }
+
+        #[test]
+        fn label_restrictions_hold_for_every_matching_item(t in tree(), l in labels()) {
+            let sel = Selector::from_node(t);
+            if sel.evaluate(&l) {
+                prop_assert!(sel.possible_to_satisfy());
+                for (key, r) in sel.label_restrictions() {
+                    let have = l.get(&key);
+                    if r.must_be_present { prop_assert!(have.is_some(), "{} needs {}", sel, key); }
+                    if r.must_be_absent { prop_assert!(have.is_none(), "{} forbids {}", sel, key); }
+                    if let (Some(vals), Some(v)) = (&r.must_have_one_of_values, have) {
+                        prop_assert!(vals.contains(v), "{} restricts {} to {:?}", sel, key, vals);
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn arbitrary_text_never_panics(s in "\\PC{0,40}|[ \\t\\n'\"(){}!=&|a-z,.\\\\“”`]{0,40}") {
+            let current = Selector::parse(&s);
+            let legacy = Selector::parse_legacy(&s);
+            let hints = lint(&s);
+            if current.is_err() {
+                prop_assert!(hints.iter().any(|h| h.severity == calisnap::calico::lint::HintLevel::Error));
+            }
+            for h in &hints {
+                if let Some(sugg) = &h.suggestion {
+                    prop_assert!(Selector::parse(sugg).is_ok(), "{:?} → {:?}", s, sugg);
+                }
+            }
+            // The old tokenizer only differs in where it accepts \n \r \f, so on text without
+            // them the two versions agree on acceptance and canonical form.
+            if !s.contains(['\n', '\r', '\x0c']) {
+                prop_assert_eq!(
+                    current.as_ref().ok().map(|x| x.canonical().to_string()),
+                    legacy.as_ref().ok().map(|x| x.canonical().to_string())
+                );
+            }
+        }
+    }
 }

@@ -641,6 +641,7 @@ pub enum Node {
     /// `label ends with "value"`.
     EndsWith { label: String, value: String },
     /// `label in {…}`: label present with one of the values (an empty set never matches).
+    /// `values` is kept sorted and de-duplicated ([`to_string_set`]), as the printer expects.
     InSet { label: String, values: Vec<String> },
     /// `label not in {…}`: label absent, or its value not in the set.
     NotInSet { label: String, values: Vec<String> },
@@ -875,8 +876,9 @@ fn union_like_calico(mut a: Vec<String>, b: Vec<String>) -> Vec<String> {
     a
 }
 
+/// Membership without relying on order, so a hand-built (unsorted) set still evaluates right.
 fn set_contains(values: &[String], v: &str) -> bool {
-    values.binary_search_by(|x| x.as_str().cmp(v)).is_ok()
+    values.iter().any(|x| x == v)
 }
 
 fn quote_for(value: &str) -> char {
@@ -953,8 +955,9 @@ impl LabelRestriction {
 
     /// False when the restriction contradicts itself (`PossibleToSatisfy`).
     pub fn possible_to_satisfy(&self) -> bool {
-        !(self.must_be_present && self.must_be_absent)
-            && !matches!(&self.must_have_one_of_values, Some(v) if v.is_empty())
+        let contradictory = self.must_be_present && self.must_be_absent;
+        let no_value_left = matches!(&self.must_have_one_of_values, Some(v) if v.is_empty());
+        !contradictory && !no_value_left
     }
 }
 
@@ -965,6 +968,12 @@ pub type LabelRestrictions = BTreeMap<String, LabelRestriction>;
 // Parser
 // ---------------------------------------------------------------------------------------------
 
+static EOF_TOKEN: Token = Token {
+    kind: TokenKind::Eof,
+    value: String::new(),
+    start: 0,
+};
+
 struct Parser<'t> {
     toks: &'t [Token],
     dialect: Dialect,
@@ -972,9 +981,8 @@ struct Parser<'t> {
 
 impl Parser<'_> {
     fn tok(&self, i: usize) -> &Token {
-        // The list always ends with EOF; clamp so a bug can never index out of bounds.
-        let last = self.toks.len().saturating_sub(1);
-        &self.toks[i.min(last)]
+        // The list always ends with EOF; past it (or if it were empty) keep answering EOF.
+        self.toks.get(i).or(self.toks.last()).unwrap_or(&EOF_TOKEN)
     }
 
     fn show(&self, t: &Token) -> String {
