@@ -1,21 +1,562 @@
-//! ipset save and ipset list output.
+//! `ipset list` output and the `ipset save` / `ipset restore` grammar (`create`, `add`, and
+//! the `del`, `flush`, `destroy`, `swap`, `rename`, `COMMIT` lines Felix writes to
+//! `ipset restore`). Either form gives the same [`Dump`]: sets in order with their type,
+//! header options and members, each member with its line.
+//!
+//! Restore commands are replayed the way `ipset restore` would on an empty host: a `swap`
+//! exchanges two sets' contents (or renames the one that is known), `destroy` drops a set,
+//! `flush` empties it, `del` removes a member. On `ipset save` output, which holds only
+//! `create` and `add`, that is the identity.
+//!
+//! This is not Calico: set names (`cali40s:…`) are plain strings here.
 
-use super::ParseError;
+use std::collections::HashMap;
+use std::net::IpAddr;
 
-/// Parsed `ipset` output (being written).
-#[derive(Debug, Clone, Default)]
+use ipnet::IpNet;
+use serde::Serialize;
+
+use super::{ParseError, numbered_lines};
+
+/// Which form the text was in (the first one seen).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub enum Format {
+    /// `create …` / `add …` lines (`ipset save`, or restore input). Also for empty input.
+    #[default]
+    Save,
+    /// `Name:` / `Type:` / `Header:` / `Members:` blocks (`ipset list`).
+    List,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Dump {
+    pub format: Format,
+    pub sets: Vec<IpSet>,
+    /// Set name → index into `sets`.
+    pub index: HashMap<String, usize>,
     pub errors: Vec<ParseError>,
 }
 
-impl Dump {
-    /// Records as the report counts them.
-    pub fn records(&self) -> usize {
-        0
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct IpSet {
+    pub name: String,
+    /// The `Name:` or `create` line (for a set only ever seen in `add` lines, the first of them).
+    pub line: usize,
+    /// Seen with `Name:` or `create`.
+    pub declared: bool,
+    /// `hash:ip`, `hash:net`, `hash:ip,port`, `list:set`, …
+    pub set_type: String,
+    /// `inet` or `inet6` when the header says.
+    pub family: Option<String>,
+    /// Header / create options in order; flags such as `counters` have an empty value.
+    pub options: Vec<(String, String)>,
+    pub maxelem: Option<u64>,
+    pub hashsize: Option<u64>,
+    pub revision: Option<u32>,
+    pub size_in_memory: Option<u64>,
+    pub references: Option<u64>,
+    /// `Number of entries:` as the kernel reported it (absent in older ipset versions).
+    pub declared_entries: Option<u64>,
+    /// `ipset list` lines this parser does not know (`Key: value`), kept as read.
+    pub extra: Vec<(String, String)>,
+    pub members: Vec<Member>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Member {
+    pub line: usize,
+    /// The element as written: `10.0.0.1`, `10.0.0.0/24`, `10.244.0.17,tcp:53`, …
+    pub value: String,
+    /// Per-member options after the element (`timeout 0`, `packets 3 bytes 180`, `nomatch`),
+    /// split on blanks, double quotes removed.
+    pub options: Vec<String>,
+}
+
+impl Member {
+    /// The element as a network when it is one address or CIDR (an address becomes /32 or
+    /// /128). `None` for ranges, `ip,port` pairs, set names.
+    pub fn net(&self) -> Option<IpNet> {
+        parse_net(&self.value)
+    }
+
+    /// `10.244.0.17,tcp:53` → (address, `tcp`, 53), as in `hash:ip,port` sets.
+    pub fn addr_port(&self) -> Option<(IpAddr, &str, u16)> {
+        let (ip, rest) = self.value.split_once(',')?;
+        let port_part = rest.split(',').next()?;
+        let (proto, port) = match port_part.split_once(':') {
+            Some((p, n)) => (p, n),
+            // ipset lists plain ports as `tcp:N`; restore input may omit the protocol.
+            None => ("tcp", port_part),
+        };
+        Some((ip.parse().ok()?, proto, port.parse().ok()?))
     }
 }
 
+fn parse_net(s: &str) -> Option<IpNet> {
+    s.parse::<IpNet>()
+        .ok()
+        .or_else(|| s.parse::<IpAddr>().ok().map(IpNet::from))
+}
+
+impl IpSet {
+    /// Every member that is an address or CIDR, as a network.
+    pub fn members_as_nets(&self) -> Vec<IpNet> {
+        self.members.iter().filter_map(Member::net).collect()
+    }
+
+    /// Value of a header / create option (`""` for a flag).
+    pub fn option(&self, key: &str) -> Option<&str> {
+        self.options
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl Dump {
+    /// Records as the report counts them: the total number of members.
+    pub fn records(&self) -> usize {
+        self.sets.iter().map(|s| s.members.len()).sum()
+    }
+
+    pub fn set(&self, name: &str) -> Option<&IpSet> {
+        self.index.get(name).and_then(|&i| self.sets.get(i))
+    }
+}
+
+/// Header options that take no value.
+fn is_flag(key: &str) -> bool {
+    matches!(
+        key,
+        "counters" | "comment" | "skbinfo" | "forceadd" | "nomatch" | "-exist" | "--exist" | "-!"
+    )
+}
+
+/// Split on blanks, keeping `"…"` together (without the quotes).
+fn words(s: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut in_q = false;
+    let mut any = false;
+    for c in s.chars() {
+        match c {
+            '"' => {
+                in_q = !in_q;
+                any = true;
+            }
+            ' ' | '\t' if !in_q => {
+                if any {
+                    out.push(std::mem::take(&mut cur));
+                    any = false;
+                }
+            }
+            _ => {
+                cur.push(c);
+                any = true;
+            }
+        }
+    }
+    if any {
+        out.push(cur);
+    }
+    out
+}
+
+fn apply_options(set: &mut IpSet, opts: &[String]) {
+    let mut i = 0;
+    while i < opts.len() {
+        let key = opts[i].as_str();
+        if is_flag(key) {
+            if !key.starts_with('-') {
+                set.options.push((key.to_string(), String::new()));
+            }
+            i += 1;
+            continue;
+        }
+        let val = opts.get(i + 1).cloned().unwrap_or_default();
+        match key {
+            "family" => set.family = Some(val.clone()),
+            "maxelem" => set.maxelem = val.parse().ok(),
+            "hashsize" => set.hashsize = val.parse().ok(),
+            _ => {}
+        }
+        set.options.push((key.to_string(), val));
+        i += 2;
+    }
+}
+
+struct Parser {
+    format: Option<Format>,
+    /// `None` once destroyed; compacted at the end.
+    sets: Vec<Option<IpSet>>,
+    index: HashMap<String, usize>,
+    errors: Vec<ParseError>,
+    /// The `ipset list` block being read, and whether its `Members:` line was seen.
+    list_current: Option<usize>,
+    in_members: bool,
+}
+
+impl Parser {
+    fn err(&mut self, line: usize, msg: impl Into<String>) {
+        self.errors.push(ParseError::new(line, msg));
+    }
+
+    fn seen(&mut self, f: Format) {
+        if self.format.is_none() {
+            self.format = Some(f);
+        }
+    }
+
+    fn new_set(&mut self, name: &str, line: usize, declared: bool) -> usize {
+        let i = self.sets.len();
+        self.sets.push(Some(IpSet {
+            name: name.to_string(),
+            line,
+            declared,
+            ..IpSet::default()
+        }));
+        self.index.insert(name.to_string(), i);
+        i
+    }
+
+    fn get_mut(&mut self, name: &str) -> Option<&mut IpSet> {
+        let i = *self.index.get(name)?;
+        self.sets.get_mut(i).and_then(Option::as_mut)
+    }
+
+    fn line(&mut self, n: usize, raw: &str) {
+        let l = raw.trim();
+        if l.is_empty() {
+            // A blank line ends an `ipset list` member block.
+            self.in_members = false;
+            return;
+        }
+        if let Some(rest) = l.strip_prefix("Name:") {
+            self.seen(Format::List);
+            let name = rest.trim();
+            if name.is_empty() {
+                self.err(n, "`Name:` without a name");
+                self.list_current = None;
+            } else {
+                if self.index.contains_key(name) {
+                    self.err(n, format!("set `{name}` listed twice"));
+                }
+                self.list_current = Some(self.new_set(name, n, true));
+            }
+            self.in_members = false;
+            return;
+        }
+        if self.in_members {
+            self.list_member(n, l);
+            return;
+        }
+        if self.list_current.is_some()
+            && let Some((key, value)) = l.split_once(':')
+            && (!key.contains(' ') || matches!(key, "Size in memory" | "Number of entries"))
+        {
+            self.list_field(n, key, value.trim());
+            return;
+        }
+        self.restore_line(n, l);
+    }
+
+    fn list_field(&mut self, n: usize, key: &str, value: &str) {
+        let Some(i) = self.list_current else { return };
+        let Some(set) = self.sets.get_mut(i).and_then(Option::as_mut) else {
+            return;
+        };
+        let num = value.parse::<u64>().ok();
+        let mut bad = false;
+        match key {
+            "Type" => set.set_type = value.to_string(),
+            "Revision" => {
+                set.revision = value.parse().ok();
+                bad = set.revision.is_none();
+            }
+            "Header" => apply_options(set, &words(value)),
+            "Size in memory" => {
+                set.size_in_memory = num;
+                bad = num.is_none();
+            }
+            "References" => {
+                set.references = num;
+                bad = num.is_none();
+            }
+            "Number of entries" => {
+                set.declared_entries = num;
+                bad = num.is_none();
+            }
+            "Members" => self.in_members = true,
+            _ => set.extra.push((key.to_string(), value.to_string())),
+        }
+        if bad {
+            self.err(n, format!("`{key}:` value `{value}` is not a number"));
+        }
+    }
+
+    fn list_member(&mut self, n: usize, l: &str) {
+        let Some(i) = self.list_current else { return };
+        let mut w = words(l);
+        if w.is_empty() {
+            return;
+        }
+        let value = w.remove(0);
+        if let Some(set) = self.sets.get_mut(i).and_then(Option::as_mut) {
+            set.members.push(Member {
+                line: n,
+                value,
+                options: w,
+            });
+        }
+    }
+
+    fn restore_line(&mut self, n: usize, l: &str) {
+        if l.starts_with('#') {
+            return;
+        }
+        let w = words(l);
+        let Some(cmd) = w.first() else { return };
+        let arg = |k: usize| w.get(k).map(String::as_str);
+        match cmd.as_str() {
+            "COMMIT" => {}
+            "create" | "-N" | "-C" | "n" => {
+                self.seen(Format::Save);
+                let (Some(name), Some(ty)) = (arg(1), arg(2)) else {
+                    self.err(n, "create needs a set name and a type");
+                    return;
+                };
+                let i = match self.index.get(name) {
+                    Some(&i) if self.sets[i].as_ref().is_some_and(|s| !s.declared) => i,
+                    Some(_) => {
+                        // `create -exist` of an existing set is a no-op for ipset too.
+                        if !w
+                            .iter()
+                            .any(|x| x == "-exist" || x == "--exist" || x == "-!")
+                        {
+                            self.err(n, format!("set `{name}` created twice"));
+                        }
+                        return;
+                    }
+                    None => self.new_set(name, n, true),
+                };
+                if let Some(set) = self.sets[i].as_mut() {
+                    set.declared = true;
+                    set.line = n;
+                    set.set_type = ty.to_string();
+                    apply_options(set, &w[3..]);
+                }
+            }
+            "add" | "-A" | "a" => {
+                self.seen(Format::Save);
+                let (Some(name), Some(value)) = (arg(1), arg(2)) else {
+                    self.err(n, "add needs a set name and a member");
+                    return;
+                };
+                // Restore input adds to sets that exist in the kernel but not in the text:
+                // not an error, the set is just not `declared`.
+                let i = match self.index.get(name) {
+                    Some(&i) => i,
+                    None => self.new_set(name, n, false),
+                };
+                let options = w[3..]
+                    .iter()
+                    .filter(|o| !matches!(o.as_str(), "-exist" | "--exist" | "-!"))
+                    .cloned()
+                    .collect();
+                if let Some(set) = self.sets.get_mut(i).and_then(Option::as_mut) {
+                    set.members.push(Member {
+                        line: n,
+                        value: value.to_string(),
+                        options,
+                    });
+                }
+            }
+            "del" | "-D" | "d" => {
+                self.seen(Format::Save);
+                let (Some(name), Some(value)) = (arg(1), arg(2)) else {
+                    self.err(n, "del needs a set name and a member");
+                    return;
+                };
+                if let Some(set) = self.get_mut(name)
+                    && let Some(p) = set.members.iter().position(|m| m.value == value)
+                {
+                    set.members.remove(p);
+                }
+            }
+            "flush" | "-F" | "f" => {
+                self.seen(Format::Save);
+                match arg(1) {
+                    Some(name) => {
+                        if let Some(set) = self.get_mut(name) {
+                            set.members.clear();
+                        }
+                    }
+                    None => self
+                        .sets
+                        .iter_mut()
+                        .flatten()
+                        .for_each(|s| s.members.clear()),
+                }
+            }
+            "destroy" | "-X" | "x" => {
+                self.seen(Format::Save);
+                match arg(1) {
+                    Some(name) => {
+                        if let Some(i) = self.index.remove(name) {
+                            self.sets[i] = None;
+                        }
+                    }
+                    None => {
+                        self.sets.clear();
+                        self.index.clear();
+                    }
+                }
+            }
+            "swap" | "-W" | "w" | "rename" | "-E" | "e" => {
+                self.seen(Format::Save);
+                let (Some(a), Some(b)) = (arg(1), arg(2)) else {
+                    self.err(n, format!("{cmd} needs two set names"));
+                    return;
+                };
+                let rename = matches!(cmd.as_str(), "rename" | "-E" | "e");
+                self.swap_or_rename(a, b, rename);
+            }
+            _ => self.err(n, format!("unrecognised line: {}", ellipsis(l))),
+        }
+    }
+
+    fn swap_or_rename(&mut self, a: &str, b: &str, rename: bool) {
+        let ia = self.index.get(a).copied();
+        let ib = self.index.get(b).copied();
+        match (ia, ib) {
+            (Some(ia), Some(ib)) if !rename => {
+                // Contents change places; each slot keeps its name.
+                self.sets.swap(ia, ib);
+                for (i, name) in [(ia, a), (ib, b)] {
+                    if let Some(s) = self.sets[i].as_mut() {
+                        s.name = name.to_string();
+                    }
+                }
+            }
+            // One side unknown (it lives in the kernel, not in this text): what we know moves
+            // to the other name, and the old contents of that name stay unknown.
+            (Some(i), None) => self.rename_slot(i, a, b),
+            (None, Some(i)) if !rename => self.rename_slot(i, b, a),
+            _ => {}
+        }
+    }
+
+    fn rename_slot(&mut self, i: usize, from: &str, to: &str) {
+        self.index.remove(from);
+        self.index.insert(to.to_string(), i);
+        if let Some(s) = self.sets[i].as_mut() {
+            s.name = to.to_string();
+        }
+    }
+
+    fn finish(self) -> Dump {
+        let sets: Vec<IpSet> = self.sets.into_iter().flatten().collect();
+        let mut index = HashMap::with_capacity(sets.len());
+        for (i, s) in sets.iter().enumerate() {
+            index.entry(s.name.clone()).or_insert(i);
+        }
+        Dump {
+            format: self.format.unwrap_or_default(),
+            sets,
+            index,
+            errors: self.errors,
+        }
+    }
+}
+
+fn ellipsis(l: &str) -> String {
+    match l.char_indices().nth(80) {
+        Some((i, _)) => format!("{}…", &l[..i]),
+        None => l.to_string(),
+    }
+}
+
+/// Parse `ipset list` or `ipset save` / restore text.
 pub fn parse(text: &str) -> Dump {
-    let _ = text;
-    Dump::default()
+    let mut p = Parser {
+        format: None,
+        sets: Vec::new(),
+        index: HashMap::new(),
+        errors: Vec::new(),
+        list_current: None,
+        in_members: false,
+    };
+    for (n, l) in numbered_lines(text, 1) {
+        p.line(n, l);
+    }
+    p.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn swap_then_destroy_leaves_the_new_members_under_the_real_name() {
+        let d = parse(
+            "create cali40s:a hash:ip family inet maxelem 1048576\nadd cali40s:a 10.0.0.1\n\
+             create cali4t0 hash:ip family inet maxelem 1048576\nadd cali4t0 10.0.0.2\n\
+             swap cali4t0 cali40s:a\ndestroy cali4t0\nCOMMIT\n",
+        );
+        assert!(d.errors.is_empty(), "{:?}", d.errors);
+        assert_eq!(d.sets.len(), 1);
+        let s = d.set("cali40s:a").expect("set");
+        assert_eq!(s.members.len(), 1);
+        assert_eq!(s.members[0].value, "10.0.0.2");
+        assert_eq!(s.members[0].line, 4);
+    }
+
+    #[test]
+    fn swap_with_a_set_not_in_the_text_renames_the_known_one() {
+        let d = parse(
+            "create t hash:net family inet\nadd t 10.0.0.0/24\nswap t cali40s:x\ndestroy t\n",
+        );
+        assert_eq!(d.set("cali40s:x").map(|s| s.members.len()), Some(1));
+        assert!(d.set("t").is_none());
+    }
+
+    #[test]
+    fn del_and_flush_remove_members() {
+        let d = parse("create s hash:ip\nadd s 1.1.1.1\nadd s 2.2.2.2\ndel s 1.1.1.1\n");
+        assert_eq!(d.records(), 1);
+        let d = parse("create s hash:ip\nadd s 1.1.1.1\nflush s\n");
+        assert_eq!(d.records(), 0);
+    }
+
+    #[test]
+    fn ip_port_members_split_into_address_protocol_and_port() {
+        let m = Member {
+            line: 1,
+            value: "10.244.0.17,tcp:53".into(),
+            options: vec![],
+        };
+        assert_eq!(
+            m.addr_port(),
+            Some(("10.244.0.17".parse().unwrap(), "tcp", 53))
+        );
+        assert_eq!(m.net(), None);
+    }
+
+    #[test]
+    fn odd_inputs_never_panic() {
+        for s in [
+            "",
+            "Name:",
+            "Name: x\nMembers:\n\n\n",
+            "create",
+            "add",
+            "swap a",
+            "Header: family",
+            "é:é",
+            "\"",
+            "create x y \"unterminated",
+        ] {
+            let _ = parse(s);
+        }
+    }
 }
