@@ -23,20 +23,34 @@ use model::Model;
 /// A bundle analysed: what was read, what it means, and what is wrong.
 pub struct Analysis {
     pub bundle: Bundle,
-    pub model: Model,
     pub findings: Vec<Finding>,
+    /// The Calico version naming followed, and why.
+    pub version: model::VersionInfo,
+    pub dataplane: Option<model::Dataplane>,
+    /// Per-node tables for the report.
+    pub nodes_detail: Vec<report::NodeDetail>,
 }
 
 /// Open, parse, model and check a bundle.
 pub fn analyze(path: &Path) -> Result<Analysis, OpenError> {
-    let bundle = Bundle::open(path)?;
-    let model = Model::build(&bundle);
-    let findings = checks::run_all(&model);
-    Ok(Analysis {
+    Ok(analyze_bundle(Bundle::open(path)?))
+}
+
+/// Model and check an opened bundle.
+pub fn analyze_bundle(bundle: Bundle) -> Analysis {
+    let (findings, version, dataplane, nodes_detail) = {
+        let model = Model::build(&bundle);
+        let findings = checks::run_all(&model);
+        let details = report::detail::nodes_detail(&model);
+        (findings, model.version.clone(), model.dataplane, details)
+    };
+    Analysis {
         bundle,
-        model,
         findings,
-    })
+        version,
+        dataplane,
+        nodes_detail,
+    }
 }
 
 impl Analysis {
@@ -60,12 +74,13 @@ impl Analysis {
             source: b.source.clone(),
             layout: b.layout.as_str().to_string(),
             collected_at: b.manifest.as_ref().and_then(|m| m.collected_at.clone()),
-            calico_version: self.model.calico_version.as_ref().map(|v| v.0.clone()),
-            calico_version_source: self.model.calico_version.as_ref().map(|v| v.1.clone()),
-            dataplane: self.model.dataplane.clone(),
+            calico_version: Some(self.version.text.clone()),
+            calico_version_source: Some(self.version.source.clone()),
+            dataplane: self.dataplane.map(|d| d.as_str().to_string()),
             nodes: b.nodes.clone(),
         };
         let mut r = Report::new(bundle, artifacts, self.findings.clone());
+        r.nodes_detail = self.nodes_detail.clone();
         r.attach_evidence_context(3, |path| b.text_of(path));
         r
     }

@@ -28,11 +28,54 @@ struct Cli {
 enum Command {
     /// Analyse a bundle and write a report.
     Analyze(AnalyzeArgs),
+    /// Check a selector: Calico's verdict, canonical form, IP set names, a hint for common
+    /// mistakes; with --labels, whether it matches; with --bundle, the endpoints it selects.
+    Selector {
+        /// The selector, as written in the policy.
+        expr: String,
+        /// Labels to evaluate against, as a JSON object.
+        #[arg(long, value_name = "JSON")]
+        labels: Option<String>,
+        /// A bundle whose endpoints (with inherited labels) to match.
+        #[arg(long, value_name = "BUNDLE")]
+        bundle: Option<PathBuf>,
+    },
+    /// The names Felix gives an object (chains, IP sets, interfaces), per Calico version.
+    Names {
+        #[command(subcommand)]
+        what: NamesCommand,
+    },
     /// List the checks (`--markdown`: docs/checks.md).
     Checks {
         #[arg(long)]
         markdown: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum NamesCommand {
+    /// Policy chains, their comments and the hashed input.
+    Policy {
+        name: String,
+        #[arg(long)]
+        namespace: Option<String>,
+        #[arg(long, default_value = "default")]
+        tier: String,
+        /// np (NetworkPolicy), gnp, knp (Kubernetes NetworkPolicy), snp, sgnp.
+        #[arg(long, default_value = "np")]
+        kind: String,
+        /// X.Y (default: the newest Calico).
+        #[arg(long, value_name = "X.Y")]
+        calico_version: Option<String>,
+    },
+    /// Profile chains (`cali-pri-`/`cali-pro-`).
+    Profile { name: String },
+    /// Endpoint chains for an interface.
+    Endpoint { iface: String },
+    /// A pod's host-side interface name.
+    Veth { namespace: String, pod: String },
+    /// A selector's canonical form, ID and IP set names.
+    Selector { expr: String },
 }
 
 #[derive(clap::Args)]
@@ -82,6 +125,12 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Analyze(args) => analyze(args),
         Command::Checks { markdown } => list_checks(markdown),
+        Command::Selector {
+            expr,
+            labels,
+            bundle,
+        } => selector(&expr, labels.as_deref(), bundle.as_deref()),
+        Command::Names { what } => names(what),
     };
     match result {
         Ok(code) => code,
@@ -165,4 +214,79 @@ fn list_checks(markdown: bool) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn print_json(v: &serde_json::Value) -> anyhow::Result<ExitCode> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn selector(expr: &str, labels: Option<&str>, bundle: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let labels: Option<std::collections::BTreeMap<String, String>> = labels
+        .map(|l| {
+            serde_json::from_str(l)
+                .map_err(|e| anyhow::anyhow!("--labels: not a JSON object of strings: {e}"))
+        })
+        .transpose()?;
+    let mut v = calisnap::calico::lint::selector_json(expr, labels.as_ref());
+    if let Some(path) = bundle {
+        let b = calisnap::bundle::Bundle::open(path)?;
+        let model = calisnap::model::Model::build(&b);
+        let matching: Vec<serde_json::Value> =
+            match calisnap::calico::selector::Selector::parse(expr) {
+                Ok(sel) => model
+                    .endpoints
+                    .iter()
+                    .filter(|e| sel.evaluate(&e.labels))
+                    .map(|e| {
+                        serde_json::json!({
+                            "endpoint": e.key,
+                            "node": e.node,
+                            "ips": e.ips.iter().map(|n| n.to_string()).collect::<Vec<_>>(),
+                            "source": format!("{}:{}", e.loc.path, e.loc.line),
+                        })
+                    })
+                    .collect(),
+                Err(_) => Vec::new(),
+            };
+        v["endpoints"] = serde_json::Value::Array(matching);
+    }
+    print_json(&v)
+}
+
+fn names(what: NamesCommand) -> anyhow::Result<ExitCode> {
+    use calisnap::calico::names;
+    let v = match what {
+        NamesCommand::Policy {
+            name,
+            namespace,
+            tier,
+            kind,
+            calico_version,
+        } => {
+            let version = calico_version
+                .as_deref()
+                .map(|s| {
+                    names::CalicoVersion::parse(s)
+                        .ok_or_else(|| anyhow::anyhow!("--calico-version: expected X.Y, got {s:?}"))
+                })
+                .transpose()?;
+            let kind = match names::PolicyKind::parse(&kind) {
+                names::PolicyKind::Other(k) => {
+                    anyhow::bail!("--kind: expected np, gnp, knp, snp or sgnp, got {k:?}")
+                }
+                k => k,
+            };
+            if kind.is_namespaced() && namespace.is_none() {
+                anyhow::bail!("--namespace is needed for a namespaced policy kind");
+            }
+            let r = names::PolicyRef::new(kind, &name, namespace.as_deref(), &tier);
+            names::policy_names_json(&r, version)
+        }
+        NamesCommand::Profile { name } => names::profile_names_json(&name),
+        NamesCommand::Endpoint { iface } => names::endpoint_names_json(&iface),
+        NamesCommand::Veth { namespace, pod } => names::veth_name_json(&namespace, &pod),
+        NamesCommand::Selector { expr } => calisnap::calico::lint::selector_json(&expr, None),
+    };
+    print_json(&v)
 }

@@ -427,8 +427,7 @@ fn process(path: &str, e: Entry, hint: Option<ArtifactKind>) -> Artifact {
         }
     };
     let parsed = parse_as(kind, &text);
-    let keep = text.len() <= KEEP_TEXT_BYTES
-        && !matches!(kind, ArtifactKind::Unknown | ArtifactKind::Manifest);
+    let keep = text.len() <= KEEP_TEXT_BYTES && kind != ArtifactKind::Manifest;
     Artifact {
         path: path.to_string(),
         kind,
@@ -450,9 +449,11 @@ pub fn parse_as(kind: ArtifactKind, text: &str) -> Parsed {
             Parsed::Ipset(parse::ipset::parse(text))
         }
         ArtifactKind::NftRuleset => Parsed::Nft(parse::nft::parse(text)),
-        ArtifactKind::Conntrack | ArtifactKind::ConntrackStats => {
-            Parsed::Conntrack(parse::conntrack::parse(text))
-        }
+        ArtifactKind::Conntrack => Parsed::Conntrack(parse::conntrack::parse(text)),
+        ArtifactKind::ConntrackStats => Parsed::Conntrack(parse::conntrack::Table {
+            stats: parse::conntrack::parse_stats(text),
+            ..Default::default()
+        }),
         ArtifactKind::FelixLog => Parsed::FelixLog(parse::felix_log::parse(text)),
         ArtifactKind::Dmesg => Parsed::Dmesg(parse::dmesg::parse(text)),
         ArtifactKind::CalicoResources | ArtifactKind::K8sResources => {

@@ -5,6 +5,20 @@ use serde::Serialize;
 
 use crate::model::Model;
 
+mod artifact_missing;
+mod artifact_truncated;
+mod command_failed;
+mod endpoint_chain_missing;
+mod ipset_members;
+mod namespace_selector_matches_nothing;
+mod no_cluster_resources;
+mod parse_errors;
+mod policy_chains;
+mod policy_jumps;
+mod policy_selects_nothing;
+mod rule_selector_matches_nothing;
+mod selector_invalid;
+
 /// The steps of the debugging flow a support engineer follows; every check belongs to one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -54,11 +68,32 @@ pub struct Check {
     pub severity: Severity,
     pub step: Step,
     pub doc: &'static str,
-    pub run: fn(&Model, &mut Vec<Finding>),
+    pub run: fn(&Model<'_>, &mut Vec<Finding>),
 }
 
 /// Every check, in report order. Adding a check is one line here.
-pub const CHECKS: &[&Check] = &[];
+pub const CHECKS: &[&Check] = &[
+    &artifact_missing::CHECK,
+    &command_failed::CHECK,
+    &artifact_truncated::CHECK,
+    &no_cluster_resources::CHECK,
+    &parse_errors::CHECK,
+    &selector_invalid::CHECK,
+    &policy_selects_nothing::CHECK,
+    &rule_selector_matches_nothing::CHECK,
+    &namespace_selector_matches_nothing::CHECK,
+    &endpoint_chain_missing::CHECK,
+    &policy_jumps::MISSING,
+    &policy_jumps::UNEXPECTED,
+    &policy_jumps::ORDER,
+    &policy_chains::MISSING,
+    &policy_chains::ORPHAN,
+    &policy_chains::UNKNOWN_COMMENT,
+    &ipset_members::MISSING_MEMBER,
+    &ipset_members::STALE_MEMBER,
+    &ipset_members::SET_MISSING,
+    &ipset_members::NEAR_MAXELEM,
+];
 
 /// The check with this code.
 pub fn by_code(code: &str) -> Option<&'static Check> {
@@ -132,7 +167,7 @@ pub struct Finding {
 
 /// Run every check over the model; findings come out in a fixed order (registry order, then
 /// node, then subjects), whatever order the parsers finished in.
-pub fn run_all(model: &Model) -> Vec<Finding> {
+pub fn run_all(model: &Model<'_>) -> Vec<Finding> {
     let mut all = Vec::new();
     for check in CHECKS {
         let mut found = Vec::new();
@@ -188,4 +223,167 @@ fn demote_headings(doc: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+impl Finding {
+    /// A finding of `check` with its code, name, severity and step filled in.
+    pub fn of(check: &Check, title: impl Into<String>, message: impl Into<String>) -> Finding {
+        Finding {
+            code: check.code.to_string(),
+            check: check.name.to_string(),
+            severity: check.severity,
+            step: check.step,
+            title: title.into(),
+            message: message.into(),
+            node: None,
+            subjects: Vec::new(),
+            evidence: Vec::new(),
+            confirm: None,
+            fix: None,
+        }
+    }
+
+    pub fn severity(mut self, s: Severity) -> Finding {
+        self.severity = s;
+        self
+    }
+
+    pub fn on_node(mut self, node: &str) -> Finding {
+        self.node = Some(node.to_string());
+        self
+    }
+
+    pub fn subject(mut self, kind: &str, name: impl Into<String>) -> Finding {
+        self.subjects.push(Subject::new(kind, name));
+        self
+    }
+
+    pub fn evidence(mut self, e: Evidence) -> Finding {
+        self.evidence.push(e);
+        self
+    }
+
+    pub fn confirm(mut self, cmd: impl Into<String>) -> Finding {
+        self.confirm = Some(cmd.into());
+        self
+    }
+
+    pub fn fix(mut self, fix: impl Into<String>) -> Finding {
+        self.fix = Some(fix.into());
+        self
+    }
+}
+
+/// Quote a value for a POSIX shell command line shown to the user.
+pub fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./:=@,+".contains(&b))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// The text of line `line` of an artifact, when its text was kept.
+pub fn line_text(m: &crate::model::Model<'_>, path: &str, line: usize) -> Option<String> {
+    if line == 0 {
+        return None;
+    }
+    m.bundle
+        .text_of(path)?
+        .lines()
+        .nth(line - 1)
+        .map(|l| l.trim_end_matches('\r').to_string())
+}
+
+/// The first line at or after `from` (within 200 lines) containing `needle`, with its text.
+pub fn find_line(
+    m: &crate::model::Model<'_>,
+    path: &str,
+    from: usize,
+    needle: &str,
+) -> Option<(usize, String)> {
+    let text = m.bundle.text_of(path)?;
+    text.lines()
+        .enumerate()
+        .skip(from.saturating_sub(1))
+        .take(200)
+        .find(|(_, l)| l.contains(needle))
+        .map(|(i, l)| (i + 1, l.trim_end_matches('\r').to_string()))
+}
+
+/// How the user re-applies a policy: calicoctl for Calico kinds, kubectl for Kubernetes ones.
+pub fn apply_hint(p: &crate::model::Policy) -> String {
+    if p.from_k8s {
+        format!(
+            "kubectl edit networkpolicy {} -n {}",
+            shell_quote(&p.policy_ref.name),
+            shell_quote(p.namespace().unwrap_or("default"))
+        )
+    } else {
+        let kind = if p.policy_ref.kind.is_namespaced() {
+            "networkpolicy"
+        } else {
+            "globalnetworkpolicy"
+        };
+        let ns = p
+            .namespace()
+            .map(|n| format!(" -n {}", shell_quote(n)))
+            .unwrap_or_default();
+        format!("calicoctl apply -f <fixed {kind}.yaml>{ns}")
+    }
+}
+
+/// The command that sets a policy's selector to `corrected`.
+pub fn selector_patch(p: &crate::model::Policy, corrected: &str) -> String {
+    if p.from_k8s {
+        return format!(
+            "The policy is a Kubernetes NetworkPolicy: change spec.podSelector to match `{corrected}` ({}).",
+            apply_hint(p)
+        );
+    }
+    let kind = if p.policy_ref.kind.is_namespaced() {
+        "networkpolicy"
+    } else {
+        "globalnetworkpolicy"
+    };
+    let ns = p
+        .namespace()
+        .map(|n| format!(" -n {}", shell_quote(n)))
+        .unwrap_or_default();
+    let patch = serde_json::json!({"spec": {"selector": corrected}}).to_string();
+    format!(
+        "calicoctl patch {kind} {}{ns} --patch {}",
+        shell_quote(&p.policy_ref.name),
+        shell_quote(&patch)
+    )
+}
+
+/// The line of a YAML field `key: value` at or after `from` (within 400 lines), allowing for
+/// quoting of the value and a leading `- `.
+pub fn find_field_line(
+    m: &crate::model::Model<'_>,
+    path: &str,
+    from: usize,
+    key: &str,
+    value: &str,
+) -> Option<(usize, String)> {
+    let text = m.bundle.text_of(path)?;
+    let value = value.trim();
+    text.lines()
+        .enumerate()
+        .skip(from.saturating_sub(1))
+        .take(400)
+        .find(|(_, l)| {
+            let t = l.trim_start().trim_start_matches("- ");
+            t.strip_prefix(key)
+                .and_then(|r| r.strip_prefix(':'))
+                .is_some_and(|r| {
+                    let v = r.trim().trim_matches(|c| c == '"' || c == '\'');
+                    v == value || (!value.is_empty() && r.contains(value))
+                })
+        })
+        .map(|(i, l)| (i + 1, l.trim_end_matches('\r').to_string()))
 }

@@ -19,6 +19,7 @@ use serde::Serialize;
 use crate::checks::{Finding, Severity, Step};
 use crate::parse::ParseError;
 
+pub mod detail;
 pub mod example;
 mod html;
 mod markdown;

@@ -547,10 +547,26 @@ mod tests {
 
     #[test]
     fn unregistered_codes_have_no_why_text() {
-        let view = ReportView::build(&sample_report());
+        let mut report = sample_report();
+        for f in &mut report.findings {
+            f.code = "CAL999".to_string();
+        }
+        let view = ReportView::build(&report);
         let f = &view.steps[1].findings[0];
         assert!(crate::checks::by_code(&f.code).is_none());
         assert_eq!(f.why, None);
+    }
+
+    #[test]
+    fn registered_codes_carry_their_why_text() {
+        let view = ReportView::build(&sample_report());
+        let f = view
+            .steps
+            .iter()
+            .flat_map(|s| s.findings.iter())
+            .find(|f| f.code == "CAL040")
+            .expect("sample has a CAL040");
+        assert!(f.why.as_deref().is_some_and(|w| !w.is_empty()));
     }
 
     #[test]

@@ -1,0 +1,853 @@
+//! One node as its dumps show it, cross-referenced with the cluster: which endpoints are local,
+//! which policies are active there (they select a local endpoint), which chain implements what
+//! (by the naming comment where the version writes one, by recomputed name otherwise), the
+//! jumps each endpoint chain should have and has, and the IP sets Felix should have programmed
+//! with the members they should hold.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use ipnet::IpNet;
+
+use super::{EndpointKind, Model};
+use crate::bundle::{Artifact, ArtifactKind};
+use crate::calico::names::{self, CalicoVersion, Direction};
+use crate::calico::order::{self, SortablePolicy, SortableTier, TierDefaultAction};
+use crate::calico::selector::Selector;
+use crate::parse::{Parsed, conntrack, felix_log, ipset, iptables_save, nft, sysctl};
+
+/// A parsed artifact of one node.
+#[derive(Debug)]
+pub struct Dumped<'b, T> {
+    pub artifact: &'b Artifact,
+    pub data: &'b T,
+}
+
+impl<T> Clone for Dumped<'_, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for Dumped<'_, T> {}
+
+impl<T> Dumped<'_, T> {
+    pub fn path(&self) -> &str {
+        &self.artifact.path
+    }
+}
+
+/// What a chain of the dump implements.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChainRole {
+    Policy {
+        policy: usize,
+        direction: Direction,
+    },
+    Profile {
+        profile: String,
+        direction: Direction,
+    },
+    /// `cali-tw-`, `cali-fw-`, `cali-th-` … for an interface.
+    Endpoint {
+        prefix: &'static str,
+        iface: String,
+    },
+    Group {
+        direction: Direction,
+    },
+    Dispatch,
+}
+
+/// A `cali-pi-`/`cali-po-` chain that names a policy in its comment while its name belongs to
+/// another (or to none): a sign of a stale chain or of a version assumption gone wrong.
+#[derive(Debug, Clone)]
+pub struct ChainNameMismatch {
+    pub chain: String,
+    pub comment: String,
+    pub comment_policy: Option<usize>,
+    pub name_policy: Option<usize>,
+    pub line: usize,
+}
+
+/// Where a policy's chain for one direction should be, and whether it is.
+#[derive(Debug, Clone)]
+pub struct PolicyChain {
+    pub policy: usize,
+    pub direction: Direction,
+    /// The chain found, or the name expected for the assumed version.
+    pub chain: String,
+    pub found: bool,
+    /// Every name that was looked for.
+    pub candidates: Vec<String>,
+    /// Line of the chain's declaration (0 when missing).
+    pub line: usize,
+}
+
+/// Who a jump in an endpoint chain goes to.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Owner {
+    Policy(usize),
+    Profile(String),
+    /// A `cali-pi-`/`cali-po-`/`cali-pri-`/`cali-pro-` chain nothing in the bundle explains.
+    Unknown(String),
+}
+
+/// One jump found in an endpoint chain (or in a policy-group chain it jumps to).
+#[derive(Debug, Clone)]
+pub struct Jump {
+    pub owner: Owner,
+    pub chain: String,
+    pub line: usize,
+    pub text: String,
+}
+
+/// An endpoint chain: what it should jump to, in order, and what it does.
+#[derive(Debug, Clone)]
+pub struct EndpointChain {
+    pub endpoint: usize,
+    pub direction: Direction,
+    pub chain: String,
+    pub present: bool,
+    /// Line of the chain declaration when present.
+    pub line: usize,
+    /// The dispatch chains send the interface to this chain.
+    pub dispatched: bool,
+    pub expected: Vec<Owner>,
+    pub actual: Vec<Jump>,
+}
+
+/// Which rule needs an IP set.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SetUse {
+    pub policy: usize,
+    pub direction: Direction,
+    pub rule: usize,
+    /// `source` or `destination`.
+    pub side: &'static str,
+}
+
+/// An IP set Felix should have programmed on this node.
+#[derive(Debug, Clone)]
+pub struct ExpectedSet {
+    pub name: String,
+    pub id: String,
+    /// The canonical selector it stands for.
+    pub selector: String,
+    pub ipv6: bool,
+    /// Members as ipset prints them, normalised (`10.0.0.1/32` → `10.0.0.1`), with the
+    /// endpoint or network set that contributes each.
+    pub members: BTreeMap<String, String>,
+    pub used_by: Vec<SetUse>,
+}
+
+pub struct NodeModel<'b> {
+    pub name: String,
+    /// IPv4 `iptables-save` (the default backend's when several were captured).
+    pub iptables: Option<Dumped<'b, iptables_save::Dump>>,
+    pub ip6tables: Option<Dumped<'b, iptables_save::Dump>>,
+    pub ipsets: Option<Dumped<'b, ipset::Dump>>,
+    pub nft: Option<Dumped<'b, nft::Ruleset>>,
+    pub conntrack: Vec<Dumped<'b, conntrack::Table>>,
+    pub felix_logs: Vec<Dumped<'b, felix_log::Log>>,
+    pub sysctl: Option<Dumped<'b, sysctl::Sysctl>>,
+    pub local_endpoints: Vec<usize>,
+    /// Policies that select a local endpoint (or must be everywhere), enforced ones only.
+    pub active_policies: Vec<usize>,
+    /// Chain name → role, for every chain whose role is known.
+    pub chains: HashMap<String, ChainRole>,
+    pub policy_chains: Vec<PolicyChain>,
+    pub mismatches: Vec<ChainNameMismatch>,
+    pub endpoint_chains: Vec<EndpointChain>,
+    /// Set name → what it should hold.
+    pub expected_sets: BTreeMap<String, ExpectedSet>,
+}
+
+impl<'b> NodeModel<'b> {
+    /// The filter table of the IPv4 dump.
+    pub fn filter(&self) -> Option<&'b iptables_save::Table> {
+        self.iptables.and_then(|d| d.data.table("filter"))
+    }
+
+    /// A chain of the IPv4 dump, in any table (filter first).
+    pub fn find_chain(
+        &self,
+        name: &str,
+    ) -> Option<(&'b iptables_save::Table, &'b iptables_save::Chain)> {
+        let d = self.iptables?.data;
+        let order = ["filter", "raw", "mangle", "nat"];
+        order
+            .iter()
+            .filter_map(|t| d.table(t))
+            .find_map(|t| t.chain(name).map(|c| (t, c)))
+    }
+
+    /// True when the node has an iptables dump with Calico chains.
+    pub fn has_calico_iptables(&self) -> bool {
+        self.filter()
+            .is_some_and(|t| t.chains.iter().any(|c| c.name.starts_with("cali-")))
+    }
+}
+
+/// Pick the artifact to trust when several of a kind exist on a node: the plain name first
+/// (`iptables-save.txt`), then any.
+fn pick<'b>(arts: &[&'b Artifact], preferred: &[&str]) -> Option<&'b Artifact> {
+    arts.iter()
+        .copied()
+        .find(|a| preferred.iter().any(|p| a.path.ends_with(p)))
+        .or_else(|| arts.iter().copied().max_by_key(|a| a.parsed.records()))
+}
+
+pub fn nodes<'b>(m: &Model<'b>) -> Vec<NodeModel<'b>> {
+    let mut names: BTreeSet<String> = m.bundle.nodes.iter().cloned().collect();
+    for e in &m.endpoints {
+        if let Some(n) = &e.node
+            && !m.bundle.nodes.is_empty()
+            && m.bundle.nodes.contains(n)
+        {
+            names.insert(n.clone());
+        }
+    }
+    let mut member_cache: HashMap<String, BTreeMap<String, String>> = HashMap::new();
+    names
+        .into_iter()
+        .map(|n| node(m, n, &mut member_cache))
+        .collect()
+}
+
+fn node<'b>(
+    m: &Model<'b>,
+    name: String,
+    member_cache: &mut HashMap<String, BTreeMap<String, String>>,
+) -> NodeModel<'b> {
+    let arts = |kind: ArtifactKind| -> Vec<&'b Artifact> {
+        m.bundle
+            .artifacts
+            .iter()
+            .filter(|a| a.kind == kind && a.node.as_deref() == Some(name.as_str()))
+            .collect()
+    };
+    let ipt = |a: &'b Artifact| match &a.parsed {
+        Parsed::Iptables(d) => Some(Dumped {
+            artifact: a,
+            data: d,
+        }),
+        _ => None,
+    };
+    let iptables = pick(
+        &arts(ArtifactKind::IptablesSave),
+        &["iptables-save.txt", "ipv4_tables"],
+    )
+    .and_then(ipt);
+    let ip6tables = pick(
+        &arts(ArtifactKind::Ip6tablesSave),
+        &["ip6tables-save.txt", "ipv6_tables"],
+    )
+    .and_then(ipt);
+    let ipsets = pick(
+        &[arts(ArtifactKind::IpsetSave), arts(ArtifactKind::IpsetList)].concat(),
+        &["ipset-save.txt", "ipsets", "ipset-list.txt"],
+    )
+    .and_then(|a| match &a.parsed {
+        Parsed::Ipset(d) => Some(Dumped {
+            artifact: a,
+            data: d,
+        }),
+        _ => None,
+    });
+    let nft =
+        pick(&arts(ArtifactKind::NftRuleset), &["nft-ruleset.txt"]).and_then(|a| match &a.parsed {
+            Parsed::Nft(d) => Some(Dumped {
+                artifact: a,
+                data: d,
+            }),
+            _ => None,
+        });
+    let conntrack = [
+        arts(ArtifactKind::Conntrack),
+        arts(ArtifactKind::ConntrackStats),
+    ]
+    .concat()
+    .into_iter()
+    .filter_map(|a| match &a.parsed {
+        Parsed::Conntrack(d) => Some(Dumped {
+            artifact: a,
+            data: d,
+        }),
+        _ => None,
+    })
+    .collect();
+    let felix_logs = arts(ArtifactKind::FelixLog)
+        .into_iter()
+        .filter_map(|a| match &a.parsed {
+            Parsed::FelixLog(d) => Some(Dumped {
+                artifact: a,
+                data: d,
+            }),
+            _ => None,
+        })
+        .collect();
+    let sysctl = arts(ArtifactKind::Sysctl)
+        .into_iter()
+        .find_map(|a| match &a.parsed {
+            Parsed::Sysctl(d) => Some(Dumped {
+                artifact: a,
+                data: d,
+            }),
+            _ => None,
+        });
+    let local_endpoints: Vec<usize> = m
+        .endpoints
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.node.as_deref() == Some(name.as_str()))
+        .map(|(i, _)| i)
+        .collect();
+    let local: BTreeSet<usize> = local_endpoints.iter().copied().collect();
+    let active_policies: Vec<usize> = m
+        .policies
+        .iter()
+        .enumerate()
+        .filter(|(i, p)| {
+            p.enforced()
+                && (m.policy_endpoints[*i].iter().any(|e| local.contains(e))
+                    || p.performance_hints
+                        .iter()
+                        .any(|h| h == "AssumeNeededOnEveryNode"))
+        })
+        .map(|(i, _)| i)
+        .collect();
+    let mut node = NodeModel {
+        name,
+        iptables,
+        ip6tables,
+        ipsets,
+        nft,
+        conntrack,
+        felix_logs,
+        sysctl,
+        local_endpoints,
+        active_policies,
+        chains: HashMap::new(),
+        policy_chains: Vec::new(),
+        mismatches: Vec::new(),
+        endpoint_chains: Vec::new(),
+        expected_sets: BTreeMap::new(),
+    };
+    if node.iptables.is_some() {
+        map_chains(m, &mut node);
+        endpoint_chains(m, &mut node);
+    }
+    expected_sets(m, &mut node, member_cache);
+    node
+}
+
+/// Name every `cali-pi-`/`cali-po-`/profile/endpoint/group chain of the dump, and find each
+/// active policy's chains.
+fn map_chains(m: &Model<'_>, node: &mut NodeModel<'_>) {
+    let version = m.calico_version();
+    // Every chain name and naming comment any version could give each policy.
+    let mut by_name: HashMap<String, (usize, Direction)> = HashMap::new();
+    let mut by_comment: HashMap<String, (usize, Direction)> = HashMap::new();
+    for (i, p) in m.policies.iter().enumerate() {
+        if p.staged {
+            continue;
+        }
+        for c in names::policy_chain_candidates(&p.policy_ref, None) {
+            by_name.entry(c.chain.clone()).or_insert((i, c.direction));
+            if let Some(comment) = &c.comment {
+                by_comment
+                    .entry(comment.clone())
+                    .or_insert((i, c.direction));
+            }
+        }
+    }
+    let Some(dump) = node.iptables else { return };
+    let mut roles: HashMap<String, ChainRole> = HashMap::new();
+    let mut mismatches = Vec::new();
+    for table in &dump.data.tables {
+        for chain in &table.chains {
+            let n = chain.name.as_str();
+            let policy_dir = if n.starts_with(names::POLICY_INBOUND_PREFIX) {
+                Some(Direction::Ingress)
+            } else if n.starts_with(names::POLICY_OUTBOUND_PREFIX) {
+                Some(Direction::Egress)
+            } else {
+                None
+            };
+            if let Some(dir) = policy_dir {
+                let comment = chain
+                    .rules
+                    .first()
+                    .and_then(|r| r.comments.iter().find(|c| naming_comment(c)))
+                    .cloned();
+                let from_comment = comment.as_ref().and_then(|c| by_comment.get(c)).copied();
+                let from_name = by_name.get(n).copied();
+                if let Some(c) = &comment
+                    && from_comment.map(|x| x.0) != from_name.map(|x| x.0)
+                {
+                    mismatches.push(ChainNameMismatch {
+                        chain: n.to_string(),
+                        comment: c.clone(),
+                        comment_policy: from_comment.map(|x| x.0),
+                        name_policy: from_name.map(|x| x.0),
+                        line: chain.rules.first().map(|r| r.line).unwrap_or(chain.line),
+                    });
+                }
+                if let Some((policy, _)) = from_comment.or(from_name) {
+                    roles.insert(
+                        n.to_string(),
+                        ChainRole::Policy {
+                            policy,
+                            direction: dir,
+                        },
+                    );
+                }
+            } else if let Some(rest) = n.strip_prefix(names::PROFILE_INBOUND_PREFIX) {
+                roles.insert(n.to_string(), profile_role(chain, rest, Direction::Ingress));
+            } else if let Some(rest) = n.strip_prefix(names::PROFILE_OUTBOUND_PREFIX) {
+                roles.insert(n.to_string(), profile_role(chain, rest, Direction::Egress));
+            } else if n.starts_with(names::POLICY_GROUP_INBOUND_PREFIX) {
+                roles.insert(
+                    n.to_string(),
+                    ChainRole::Group {
+                        direction: Direction::Ingress,
+                    },
+                );
+            } else if n.starts_with(names::POLICY_GROUP_OUTBOUND_PREFIX) {
+                roles.insert(
+                    n.to_string(),
+                    ChainRole::Group {
+                        direction: Direction::Egress,
+                    },
+                );
+            } else if n.contains("-dispatch") || n.starts_with(names::CHAIN_SET_ENDPOINT_MARK) {
+                roles.insert(n.to_string(), ChainRole::Dispatch);
+            } else if let Some(prefix) = names::ENDPOINT_CHAIN_PREFIXES
+                .iter()
+                .copied()
+                .filter(|p| n.starts_with(p))
+                .max_by_key(|p| p.len())
+            {
+                roles.insert(
+                    n.to_string(),
+                    ChainRole::Endpoint {
+                        prefix,
+                        iface: n[prefix.len()..].to_string(),
+                    },
+                );
+            }
+        }
+    }
+    // Each active policy's chains: the assumed version's names first, then any version's.
+    let mut policy_chains = Vec::new();
+    for &pi in &node.active_policies {
+        let p = &m.policies[pi];
+        for dir in Direction::BOTH {
+            if !p.types.governs(dir) {
+                continue;
+            }
+            let exact =
+                names::policy_chain_candidates_for_direction(&p.policy_ref, dir, Some(version));
+            let any = names::policy_chain_candidates_for_direction(&p.policy_ref, dir, None);
+            let mut candidates: Vec<String> = exact.iter().map(|c| c.chain.clone()).collect();
+            for c in &any {
+                if !candidates.contains(&c.chain) {
+                    candidates.push(c.chain.clone());
+                }
+            }
+            // A chain whose comment names this policy wins over a recomputed name.
+            let by_role = roles.iter().find_map(|(name, r)| match r {
+                ChainRole::Policy { policy, direction } if *policy == pi && *direction == dir => {
+                    Some(name.clone())
+                }
+                _ => None,
+            });
+            let found = by_role.or_else(|| {
+                candidates
+                    .iter()
+                    .find(|c| dump.data.tables.iter().any(|t| t.chain(c).is_some()))
+                    .cloned()
+            });
+            let line = found
+                .as_ref()
+                .and_then(|c| dump.data.tables.iter().find_map(|t| t.chain(c)))
+                .map(|c| c.line)
+                .unwrap_or(0);
+            policy_chains.push(PolicyChain {
+                policy: pi,
+                direction: dir,
+                found: found.is_some(),
+                chain: found.unwrap_or_else(|| {
+                    exact
+                        .iter()
+                        .find(|c| c.primary && !c.nft)
+                        .or(exact.first())
+                        .map(|c| c.chain.clone())
+                        .unwrap_or_default()
+                }),
+                candidates,
+                line,
+            });
+        }
+    }
+    node.chains = roles;
+    node.policy_chains = policy_chains;
+    node.mismatches = mismatches;
+}
+
+/// `Policy <v1name> ingress` (v3.22–v3.31) or `<Kind> [<ns>/]<name> egress` (v3.32+).
+fn naming_comment(c: &str) -> bool {
+    (c.ends_with(" ingress") || c.ends_with(" egress"))
+        && (c.starts_with("Policy ") || c.contains("NetworkPolicy "))
+}
+
+fn profile_role(chain: &iptables_save::Chain, rest: &str, direction: Direction) -> ChainRole {
+    // "Profile <name> ingress" names hashed profile chains too.
+    let named = chain.rules.first().and_then(|r| {
+        r.comments.iter().find_map(|c| {
+            c.strip_prefix("Profile ")
+                .and_then(|s| s.rsplit_once(' '))
+                .map(|(name, _)| name.to_string())
+        })
+    });
+    ChainRole::Profile {
+        profile: named.unwrap_or_else(|| rest.to_string()),
+        direction,
+    }
+}
+
+/// The tiers as the bundle defines them (built-in defaults otherwise).
+fn sortable_tiers(m: &Model<'_>) -> Vec<SortableTier> {
+    m.resources
+        .tiers
+        .iter()
+        .map(|t| {
+            let action = match t.item.default_action.as_deref() {
+                Some(a) if a.eq_ignore_ascii_case("pass") => TierDefaultAction::Pass,
+                _ => TierDefaultAction::Deny,
+            };
+            let order = t
+                .item
+                .order
+                .or_else(|| order::well_known_tier(&t.item.meta.name).map(|w| w.0));
+            SortableTier::new(&t.item.meta.name, order, action)
+        })
+        .collect()
+}
+
+/// For each local endpoint and direction: the jumps Felix should have written (policies in
+/// tier order, then profiles) and the ones the dump has.
+fn endpoint_chains(m: &Model<'_>, node: &mut NodeModel<'_>) {
+    let version = m.calico_version();
+    let Some(dump) = node.iptables else { return };
+    let Some(filter) = dump.data.table("filter") else {
+        return;
+    };
+    let tiers = sortable_tiers(m);
+    // Which policies apply to which local endpoint.
+    let mut applying: HashMap<usize, Vec<usize>> = HashMap::new();
+    for &pi in &node.active_policies {
+        for &e in &m.policy_endpoints[pi] {
+            applying.entry(e).or_default().push(pi);
+        }
+    }
+    let dispatched = dispatch_targets(filter);
+    let mut out = Vec::new();
+    for &ei in &node.local_endpoints {
+        let e = &m.endpoints[ei];
+        let Some(iface) = &e.iface else { continue };
+        let pols = applying.get(&ei).cloned().unwrap_or_default();
+        for dir in Direction::BOTH {
+            let prefix = match (e.kind, dir) {
+                (EndpointKind::Workload, Direction::Ingress) => names::WORKLOAD_TO_ENDPOINT_PREFIX,
+                (EndpointKind::Workload, Direction::Egress) => names::WORKLOAD_FROM_ENDPOINT_PREFIX,
+                (EndpointKind::Host, Direction::Ingress) => names::HOST_FROM_ENDPOINT_PREFIX,
+                (EndpointKind::Host, Direction::Egress) => names::HOST_TO_ENDPOINT_PREFIX,
+            };
+            let iface_name = names::host_endpoint_iface(iface);
+            let chain_name = names::endpoint_chain_name(prefix, iface_name, version, false);
+            let sortable: Vec<SortablePolicy> = pols
+                .iter()
+                .filter(|&&pi| {
+                    let p = &m.policies[pi];
+                    p.types.governs(dir) && !p.pre_dnat && !p.do_not_track
+                })
+                .map(|&pi| {
+                    let p = &m.policies[pi];
+                    SortablePolicy::new(p.key.clone(), p.order, p.types, &p.selector_raw)
+                })
+                .collect();
+            let ordered = order::order_policies(&tiers, &sortable, version);
+            let mut expected: Vec<Owner> = Vec::new();
+            for t in &ordered {
+                for sp in t.for_direction(dir) {
+                    if let Some(pi) = pols
+                        .iter()
+                        .copied()
+                        .find(|&pi| m.policies[pi].key == sp.key)
+                    {
+                        expected.push(Owner::Policy(pi));
+                    }
+                }
+            }
+            for prof in &e.profiles {
+                expected.push(Owner::Profile(prof.clone()));
+            }
+            let chain = filter.chain(&chain_name);
+            let mut actual = Vec::new();
+            if let Some(c) = chain {
+                collect_jumps(node, filter, c, &mut actual, 0);
+            }
+            out.push(EndpointChain {
+                endpoint: ei,
+                direction: dir,
+                present: chain.is_some(),
+                line: chain.map(|c| c.line).unwrap_or(0),
+                dispatched: e.kind == EndpointKind::Host || dispatched.contains(&chain_name),
+                chain: chain_name,
+                expected,
+                actual,
+            });
+        }
+    }
+    node.endpoint_chains = out;
+}
+
+/// The endpoint chains the workload dispatch trees send packets to.
+fn dispatch_targets(filter: &iptables_save::Table) -> BTreeSet<String> {
+    filter
+        .chains
+        .iter()
+        .filter(|c| {
+            c.name.starts_with(names::CHAIN_FROM_WORKLOAD_DISPATCH)
+                || c.name.starts_with(names::CHAIN_TO_WORKLOAD_DISPATCH)
+        })
+        .flat_map(|c| c.rules.iter())
+        .filter_map(|r| r.jump_target())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Jumps to policy, profile and group chains, with groups expanded into their policies.
+fn collect_jumps(
+    node: &NodeModel<'_>,
+    filter: &iptables_save::Table,
+    chain: &iptables_save::Chain,
+    out: &mut Vec<Jump>,
+    depth: usize,
+) {
+    for r in &chain.rules {
+        let Some(target) = r.jump_target() else {
+            continue;
+        };
+        let owner = match node.chains.get(target) {
+            Some(ChainRole::Policy { policy, .. }) => Owner::Policy(*policy),
+            Some(ChainRole::Profile { profile, .. }) => Owner::Profile(profile.clone()),
+            Some(ChainRole::Group { .. }) => {
+                if depth < 4
+                    && let Some(g) = filter.chain(target)
+                {
+                    collect_jumps(node, filter, g, out, depth + 1);
+                }
+                continue;
+            }
+            _ if [
+                names::POLICY_INBOUND_PREFIX,
+                names::POLICY_OUTBOUND_PREFIX,
+                names::PROFILE_INBOUND_PREFIX,
+                names::PROFILE_OUTBOUND_PREFIX,
+            ]
+            .iter()
+            .any(|p| target.starts_with(p)) =>
+            {
+                Owner::Unknown(target.to_string())
+            }
+            _ => continue,
+        };
+        out.push(Jump {
+            owner,
+            chain: target.to_string(),
+            line: r.line,
+            text: r.text.clone(),
+        });
+    }
+}
+
+/// Normalise an IP set member for comparison: a host network prints as the bare address.
+pub fn member_key(net: &IpNet) -> String {
+    if net.prefix_len() == net.max_prefix_len() {
+        net.addr().to_string()
+    } else {
+        net.trunc().to_string()
+    }
+}
+
+/// The IP sets the active policies' rules need, and the members each should hold.
+fn expected_sets(
+    m: &Model<'_>,
+    node: &mut NodeModel<'_>,
+    cache: &mut HashMap<String, BTreeMap<String, String>>,
+) {
+    let version: CalicoVersion = m.calico_version();
+    let want_v6 = node.ip6tables.is_some()
+        || node
+            .ipsets
+            .is_some_and(|d| d.data.sets.iter().any(|s| s.name.starts_with("cali6")));
+    let mut sets: BTreeMap<String, ExpectedSet> = BTreeMap::new();
+    for &pi in &node.active_policies {
+        let p = &m.policies[pi];
+        for r in &p.rules {
+            if !p.types.governs(r.direction) {
+                continue;
+            }
+            for (side_name, side) in [("source", &r.src), ("destination", &r.dst)] {
+                let use_ = SetUse {
+                    policy: pi,
+                    direction: r.direction,
+                    rule: r.index,
+                    side: side_name,
+                };
+                let named: Vec<&str> = side.named_ports().collect();
+                let mut plain: Vec<&Selector> = Vec::new();
+                if let Some(pos) = &side.positive
+                    && (named.is_empty() || side.has_numeric_ports())
+                {
+                    plain.push(pos);
+                }
+                if let Some(neg) = &side.negated {
+                    plain.push(neg);
+                }
+                for sel in plain {
+                    let id = sel.unique_id();
+                    for v6 in [false, true] {
+                        if v6 && !want_v6 || r.ip_version == Some(if v6 { 4 } else { 6 }) {
+                            continue;
+                        }
+                        let name = names::ipset_main_name(&id, if v6 { 6 } else { 4 });
+                        let members = cache
+                            .entry(format!("{id}/{v6}"))
+                            .or_insert_with(|| selector_members(m, sel, v6))
+                            .clone();
+                        sets.entry(name.clone())
+                            .or_insert_with(|| ExpectedSet {
+                                name,
+                                id: id.clone(),
+                                selector: sel.canonical().to_string(),
+                                ipv6: v6,
+                                members,
+                                used_by: Vec::new(),
+                            })
+                            .used_by
+                            .push(use_.clone());
+                    }
+                }
+                // Named ports: one `hash:ip,port` set per port name, filtered by the selector.
+                for port in named {
+                    let base = side.positive.clone().unwrap_or_else(|| {
+                        Selector::parse("all()").unwrap_or_else(|_| unreachable_all())
+                    });
+                    let proto = names::named_port_protocol(r.protocol.as_deref(), version);
+                    let id = names::named_port_ipset_id(
+                        &base.unique_id(),
+                        r.protocol.as_deref(),
+                        port,
+                        version,
+                    );
+                    let name = names::ipset_main_name(&id, 4);
+                    let members = named_port_members(m, &base, proto, port);
+                    sets.entry(name.clone())
+                        .or_insert_with(|| ExpectedSet {
+                            name,
+                            id,
+                            selector: format!("{} (named port {port}/{proto})", base.canonical()),
+                            ipv6: false,
+                            members,
+                            used_by: Vec::new(),
+                        })
+                        .used_by
+                        .push(use_.clone());
+                }
+            }
+        }
+    }
+    node.expected_sets = sets;
+}
+
+/// `all()` always parses; this only satisfies the type checker without a panic path.
+fn unreachable_all() -> Selector {
+    Selector::from_node(crate::calico::selector::Node::All)
+}
+
+/// Members of a selector's set: every matching endpoint's and network set's addresses.
+fn selector_members(m: &Model<'_>, sel: &Selector, v6: bool) -> BTreeMap<String, String> {
+    let (eps, sets) = m.members_of(sel);
+    let mut out = BTreeMap::new();
+    for e in eps {
+        let ep = &m.endpoints[e];
+        for net in ep.ips_of(v6) {
+            out.entry(member_key(net)).or_insert_with(|| ep.key.clone());
+        }
+    }
+    for s in sets {
+        let ns = &m.net_sets[s];
+        for net in ns.nets.iter().filter(|n| n.addr().is_ipv6() == v6) {
+            out.entry(member_key(net)).or_insert_with(|| ns.key.clone());
+        }
+    }
+    out
+}
+
+/// Members of a named-port set: `ip,proto:port` of every matching endpoint that declares the
+/// named port (with `any`, every protocol it declares it for).
+fn named_port_members(
+    m: &Model<'_>,
+    sel: &Selector,
+    proto: &str,
+    port: &str,
+) -> BTreeMap<String, String> {
+    let (eps, _) = m.members_of(sel);
+    let mut out = BTreeMap::new();
+    for e in eps {
+        let ep = &m.endpoints[e];
+        for np in ep
+            .ports
+            .iter()
+            .filter(|p| p.name == port && (proto == "any" || p.protocol == proto))
+        {
+            for net in ep.ips_of(false) {
+                out.insert(
+                    format!("{},{}:{}", net.addr(), np.protocol, np.port),
+                    ep.key.clone(),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// An IP set as the dump has it.
+pub struct ActualSet<'b> {
+    pub set: &'b ipset::IpSet,
+    /// Normalised member → line.
+    pub members: BTreeMap<String, usize>,
+}
+
+impl<'b> NodeModel<'b> {
+    /// The dumped IP set with this name, members normalised like [`member_key`].
+    pub fn actual_set(&self, name: &str) -> Option<ActualSet<'b>> {
+        let dump = self.ipsets?.data;
+        let set = dump.set(name)?;
+        let members = set
+            .members
+            .iter()
+            .map(|mem| {
+                let v = mem.value.trim();
+                let key = super::endpoints::parse_net(v)
+                    .map(|n| member_key(&n))
+                    .unwrap_or_else(|| v.to_string());
+                (key, mem.line)
+            })
+            .collect();
+        Some(ActualSet { set, members })
+    }
+}

@@ -1,0 +1,133 @@
+//! The per-node tables of the report (endpoints → ordered policies, policies → chains with
+//! counters, IP sets → expected/actual members), read off the model.
+
+use super::{ChainDetail, EndpointDetail, IpsetDetail, NodeDetail, PolicyDetail};
+use crate::calico::names::Direction;
+use crate::model::Model;
+use crate::model::node::Owner;
+
+/// How many differing members an IP set row lists before it only counts.
+const MEMBERS_LISTED: usize = 50;
+
+pub fn nodes_detail(m: &Model<'_>) -> Vec<NodeDetail> {
+    m.nodes
+        .iter()
+        .map(|node| {
+            let owner_name = |o: &Owner| match o {
+                Owner::Policy(p) => m.policies[*p].display.clone(),
+                Owner::Profile(p) => format!("profile {p}"),
+                Owner::Unknown(c) => c.clone(),
+            };
+            let endpoints = node
+                .local_endpoints
+                .iter()
+                .map(|&ei| {
+                    let e = &m.endpoints[ei];
+                    let dir = |d: Direction| {
+                        node.endpoint_chains
+                            .iter()
+                            .find(|c| c.endpoint == ei && c.direction == d)
+                            .map(|c| {
+                                c.expected
+                                    .iter()
+                                    .filter(|o| matches!(o, Owner::Policy(_)))
+                                    .map(owner_name)
+                                    .collect()
+                            })
+                            .unwrap_or_default()
+                    };
+                    EndpointDetail {
+                        name: e.key.clone(),
+                        interface: e.iface.clone(),
+                        ips: e.ips.iter().map(|n| n.to_string()).collect(),
+                        ingress: dir(Direction::Ingress),
+                        egress: dir(Direction::Egress),
+                        profiles: e.profiles.clone(),
+                    }
+                })
+                .collect();
+            let policies = node
+                .active_policies
+                .iter()
+                .map(|&pi| PolicyDetail {
+                    policy: m.policies[pi].display.clone(),
+                    chains: node
+                        .policy_chains
+                        .iter()
+                        .filter(|c| c.policy == pi)
+                        .map(|c| {
+                            let chain = node.find_chain(&c.chain).map(|(_, ch)| ch);
+                            let counted = chain
+                                .map(|ch| {
+                                    ch.rules
+                                        .iter()
+                                        .filter_map(|r| r.counters)
+                                        .collect::<Vec<_>>()
+                                })
+                                .filter(|v| !v.is_empty());
+                            ChainDetail {
+                                name: c.chain.clone(),
+                                direction: Some(
+                                    match c.direction {
+                                        Direction::Ingress => "ingress",
+                                        Direction::Egress => "egress",
+                                    }
+                                    .to_string(),
+                                ),
+                                present: c.found,
+                                rules: chain.map(|ch| ch.rules.len()).unwrap_or(0),
+                                packets: counted
+                                    .as_ref()
+                                    .map(|v| v.iter().map(|x| x.packets).sum()),
+                                bytes: counted.as_ref().map(|v| v.iter().map(|x| x.bytes).sum()),
+                                path: c
+                                    .found
+                                    .then(|| node.iptables.map(|d| d.path().to_string()))
+                                    .flatten(),
+                                line: c.found.then_some(c.line),
+                            }
+                        })
+                        .collect(),
+                })
+                .collect();
+            let ipsets = node
+                .expected_sets
+                .values()
+                .map(|s| {
+                    let actual = node.actual_set(&s.name);
+                    let (missing, stale, actual_count) = match &actual {
+                        Some(a) => (
+                            s.members
+                                .keys()
+                                .filter(|k| !a.members.contains_key(*k))
+                                .cloned()
+                                .collect::<Vec<_>>(),
+                            a.members
+                                .keys()
+                                .filter(|k| !s.members.contains_key(*k))
+                                .cloned()
+                                .collect::<Vec<_>>(),
+                            a.members.len(),
+                        ),
+                        None => (s.members.keys().cloned().collect(), Vec::new(), 0),
+                    };
+                    IpsetDetail {
+                        name: s.name.clone(),
+                        selector: Some(s.selector.clone()),
+                        present: actual.is_some(),
+                        expected_count: s.members.len(),
+                        actual_count,
+                        missing: missing.into_iter().take(MEMBERS_LISTED).collect(),
+                        stale: stale.into_iter().take(MEMBERS_LISTED).collect(),
+                    }
+                })
+                .collect();
+            NodeDetail {
+                node: node.name.clone(),
+                endpoints,
+                policies,
+                ipsets,
+            }
+        })
+        .collect()
+}
