@@ -210,6 +210,7 @@ fn limits_stop_an_archive_bomb_with_a_note() {
         max_total_bytes: 10_000,
         max_entry_bytes: 3000,
         max_in_flight_bytes: 1 << 20,
+        chunk_bytes: 1 << 20,
     };
     let b = Bundle::open_with(&f, limits).unwrap();
     let read: u64 = b.artifacts.iter().map(|a| a.bytes.min(3000)).sum();
@@ -308,4 +309,47 @@ fn corpus_files_are_detected_as_their_index_says() {
         }
     }
     assert!(seen >= 20, "only {seen} corpus files");
+}
+
+/// Big logs and conntrack tables are parsed in chunks cut at line boundaries and merged; the
+/// result must be the same as parsing the file whole.
+#[test]
+fn chunked_parsing_of_logs_and_conntrack_equals_the_whole_file_parse() {
+    use calisnap::parse::Parsed;
+    for rel in [
+        "artifacts/felix-log/calico-node-v3.26.log",
+        "artifacts/felix-log/svlogd-current.log",
+        "artifacts/felix-log/ebpf-verifier-reject.log",
+        "artifacts/conntrack/list.txt",
+        "artifacts/conntrack/extended.txt",
+    ] {
+        let path = testdata(rel);
+        let whole = Bundle::open(&path).unwrap();
+        let tiny = Limits {
+            chunk_bytes: 200,
+            ..Limits::default()
+        };
+        let chunked = Bundle::open_with(&path, tiny).unwrap();
+        let (w, c) = (&whole.artifacts[0], &chunked.artifacts[0]);
+        assert_eq!(w.kind, c.kind, "{rel}");
+        assert_eq!(w.parsed.records(), c.parsed.records(), "{rel}");
+        assert_eq!(w.parsed.errors(), c.parsed.errors(), "{rel}");
+        match (&w.parsed, &c.parsed) {
+            (Parsed::FelixLog(a), Parsed::FelixLog(b)) => {
+                let lines = |l: &calisnap::parse::felix_log::Log| {
+                    l.records
+                        .iter()
+                        .map(|r| (r.line, r.end_line, r.message.clone()))
+                        .collect::<Vec<_>>()
+                };
+                assert_eq!(lines(a), lines(b), "{rel}");
+                assert!(a.total > 0, "{rel}");
+            }
+            (Parsed::Conntrack(a), Parsed::Conntrack(b)) => {
+                assert_eq!(a.entries, b.entries, "{rel}");
+                assert!(!a.entries.is_empty(), "{rel}");
+            }
+            other => panic!("{rel}: unexpected {other:?}"),
+        }
+    }
 }

@@ -60,6 +60,8 @@ pub struct Limits {
     pub max_entry_bytes: u64,
     /// Bytes of entries read but not yet parsed: the archive waits for the parsers here.
     pub max_in_flight_bytes: u64,
+    /// Logs and conntrack tables bigger than this are parsed in chunks of about this size.
+    pub chunk_bytes: u64,
 }
 
 impl Default for Limits {
@@ -69,6 +71,7 @@ impl Default for Limits {
             max_total_bytes: 64 << 30,
             max_entry_bytes: 4 << 30,
             max_in_flight_bytes: 256 << 20,
+            chunk_bytes: 16 << 20,
         }
     }
 }
@@ -142,7 +145,8 @@ impl Bundle {
         let meta = std::fs::metadata(path).map_err(io_err)?;
         let gate = Gate::new(limits.max_in_flight_bytes);
         let results = Mutex::new(Vec::new());
-        let (manifest, notes) = rayon::in_place_scope(|scope| {
+        let chunk_results = Mutex::new(Vec::new());
+        let (manifest, notes, chunked) = rayon::in_place_scope(|scope| {
             let mut sink = Sink {
                 limits,
                 entries: 0,
@@ -152,6 +156,8 @@ impl Bundle {
                 scope,
                 gate: &gate,
                 results: &results,
+                chunk_results: &chunk_results,
+                chunked: Vec::new(),
             };
             if meta.is_dir() {
                 read_dir(path, &mut sink);
@@ -168,9 +174,32 @@ impl Bundle {
                     }
                 })?;
             }
-            Ok::<_, OpenError>((sink.manifest, sink.notes))
+            Ok::<_, OpenError>((sink.manifest, sink.notes, sink.chunked))
         })?;
-        let parsed = results.into_inner().unwrap_or_else(|p| p.into_inner());
+        let mut parsed = results.into_inner().unwrap_or_else(|p| p.into_inner());
+        let mut chunks: Vec<Vec<(usize, Parsed)>> = chunked.iter().map(|_| Vec::new()).collect();
+        for (id, idx, p) in chunk_results
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner())
+        {
+            if let Some(v) = chunks.get_mut(id) {
+                v.push((idx, p));
+            }
+        }
+        for (entry, parts) in chunked.into_iter().zip(chunks) {
+            parsed.push((
+                entry.path.clone(),
+                Artifact {
+                    path: entry.path,
+                    kind: entry.kind,
+                    node: None,
+                    bytes: entry.bytes,
+                    parsed: merge_chunks(parts),
+                    notes: entry.notes,
+                    text: None,
+                },
+            ));
+        }
         Ok(assemble(source, parsed, manifest, notes))
     }
 
@@ -200,6 +229,8 @@ struct Sink<'s, 'scope> {
     scope: &'s rayon::Scope<'scope>,
     gate: &'scope Gate,
     results: &'scope Mutex<Vec<(String, Artifact)>>,
+    chunk_results: &'scope Mutex<Vec<(usize, usize, Parsed)>>,
+    chunked: Vec<ChunkedEntry>,
 }
 
 impl<'s, 'scope> Sink<'s, 'scope> {
@@ -227,18 +258,42 @@ impl<'s, 'scope> Sink<'s, 'scope> {
     }
 
     /// Read one entry's content (bounded) and hand it to a parser. `size` is what the
-    /// archive or filesystem says, `None` when unknown (a gzipped single file).
+    /// archive or filesystem says, `None` when unknown (a gzipped single file). Big logs and
+    /// conntrack tables are never held whole: they go to [`Sink::add_chunked`].
     fn add(&mut self, path: String, size: Option<u64>, reader: &mut dyn Read) {
         let cap = self
             .limits
             .max_entry_bytes
             .min(self.limits.max_total_bytes.saturating_sub(self.total));
+        let mut reader = reader.take(cap);
+        // The head decides the kind (unless the manifest does).
+        let mut data =
+            Vec::with_capacity(size.unwrap_or(0).min(detect::HEAD_BYTES as u64) as usize);
+        let mut read_error = None;
+        if let Err(e) = (&mut reader)
+            .take(detect::HEAD_BYTES as u64)
+            .read_to_end(&mut data)
+        {
+            read_error = Some(format!("read failed after {} bytes: {e}", data.len()));
+        }
+        let hint = self.manifest.as_ref().and_then(|(root, m)| {
+            let rel = path.strip_prefix(root.as_str())?;
+            m.kind_for(rel)
+        });
+        let kind = hint.unwrap_or_else(|| detect::detect(&path, &data));
+        if read_error.is_none()
+            && is_chunked(kind)
+            && size.is_none_or(|s| s > self.limits.chunk_bytes)
+        {
+            return self.add_chunked(path, size, kind, data, &mut reader);
+        }
         let expected = size.unwrap_or(0).min(cap);
         let held = self.gate.hold(expected);
-        let mut data = Vec::with_capacity(expected.min(64 << 20) as usize);
-        let mut read_error = None;
-        if let Err(e) = reader.take(cap).read_to_end(&mut data) {
-            read_error = Some(format!("read failed after {} bytes: {e}", data.len()));
+        if read_error.is_none() {
+            data.reserve(expected.saturating_sub(data.len() as u64).min(64 << 20) as usize);
+            if let Err(e) = reader.read_to_end(&mut data) {
+                read_error = Some(format!("read failed after {} bytes: {e}", data.len()));
+            }
         }
         let held = held.resize(data.len() as u64);
         self.total += data.len() as u64;
@@ -260,33 +315,180 @@ impl<'s, 'scope> Sink<'s, 'scope> {
                 Err(e) => self.notes.push(e),
             }
         }
-        // The manifest is known by now when the bundle lists it first (ours does).
-        let hint = self.manifest.as_ref().and_then(|(root, m)| {
-            let rel = path.strip_prefix(root.as_str())?;
-            m.kind_for(rel)
-        });
         let entry = Entry {
             bytes,
             data,
             truncated,
         };
         let results = self.results;
-        let job = move || {
-            let artifact = process(&path, entry, hint);
+        self.run(move || {
+            let artifact = process(&path, entry, kind);
             drop(held);
             results
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .push((path, artifact));
-        };
+        });
+    }
+
+    /// Parse a big log or conntrack table in chunks cut at line boundaries, in parallel,
+    /// while the archive keeps streaming; the chunks are merged in order at the end.
+    fn add_chunked(
+        &mut self,
+        path: String,
+        size: Option<u64>,
+        kind: ArtifactKind,
+        head: Vec<u8>,
+        reader: &mut dyn Read,
+    ) {
+        let id = self.chunked.len();
+        let mut buf = head;
+        let mut line = 1usize;
+        let mut index = 0usize;
+        let mut read = 0u64;
+        let mut eof = false;
+        let mut read_error = None;
+        let mut invalid_utf8 = false;
+        while !eof || !buf.is_empty() {
+            // Fill to a chunk, then extend to the end of a line.
+            while !eof && (buf.len() as u64) < self.limits.chunk_bytes {
+                let want = (self.limits.chunk_bytes as usize)
+                    .saturating_sub(buf.len())
+                    .max(1);
+                let start = buf.len();
+                buf.resize(start + want.min(8 << 20), 0);
+                match reader.read(&mut buf[start..]) {
+                    Ok(0) => {
+                        buf.truncate(start);
+                        eof = true;
+                    }
+                    Ok(n) => buf.truncate(start + n),
+                    Err(e) => {
+                        buf.truncate(start);
+                        read_error = Some(e.to_string());
+                        eof = true;
+                    }
+                }
+            }
+            let cut = if eof {
+                buf.len()
+            } else {
+                match memchr::memrchr(b'\n', &buf) {
+                    Some(i) => i + 1,
+                    None => buf.len(),
+                }
+            };
+            if cut == 0 {
+                break;
+            }
+            let rest = buf.split_off(cut);
+            let chunk = std::mem::replace(&mut buf, rest);
+            read += chunk.len() as u64;
+            let lines = memchr::memchr_iter(b'\n', &chunk).count();
+            let held = self.gate.hold(chunk.len() as u64);
+            let text = match String::from_utf8(chunk) {
+                Ok(t) => t,
+                Err(e) => {
+                    invalid_utf8 = true;
+                    String::from_utf8_lossy(e.as_bytes()).into_owned()
+                }
+            };
+            let first_line = line;
+            let chunk_results = self.chunk_results;
+            let idx = index;
+            self.run(move || {
+                let parsed = parse_chunk(kind, &text, first_line);
+                drop(text);
+                drop(held);
+                chunk_results
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push((id, idx, parsed));
+            });
+            line += lines;
+            index += 1;
+        }
+        self.total += read;
+        let bytes = size.unwrap_or(read);
+        let mut notes = Vec::new();
+        if let Some(e) = &read_error {
+            self.notes
+                .push(format!("{path}: read failed after {read} bytes: {e}"));
+        }
+        if read_error.is_some() || read < bytes {
+            notes.push(ParseError::new(
+                0,
+                format!("only the first {read} of {bytes} bytes were read"),
+            ));
+        }
+        if invalid_utf8 {
+            notes.push(ParseError::new(
+                0,
+                "not valid UTF-8; invalid bytes replaced",
+            ));
+        }
+        self.chunked.push(ChunkedEntry {
+            path,
+            kind,
+            bytes,
+            notes,
+        });
+    }
+
+    /// Run a parse job on the pool, or here when already on it (many bundles analysed at
+    /// once), so that no pool thread blocks on the gate.
+    fn run(&self, job: impl FnOnce() + Send + 'scope) {
         if rayon::current_thread_index().is_some() {
-            // Already on the pool (e.g. many bundles analysed at once): parse here rather
-            // than block a pool thread on the gate.
             job();
         } else {
             self.scope.spawn(move |_| job());
         }
     }
+}
+
+/// A big artifact parsed in chunks: what is known of it while its chunks are parsed.
+struct ChunkedEntry {
+    path: String,
+    kind: ArtifactKind,
+    bytes: u64,
+    notes: Vec<ParseError>,
+}
+
+/// Kinds whose parsers read chunks and merge them: logs and conntrack tables can be huge.
+fn is_chunked(kind: ArtifactKind) -> bool {
+    matches!(
+        kind,
+        ArtifactKind::FelixLog | ArtifactKind::Conntrack | ArtifactKind::Dmesg
+    )
+}
+
+fn parse_chunk(kind: ArtifactKind, text: &str, first_line: usize) -> Parsed {
+    match kind {
+        ArtifactKind::FelixLog => Parsed::FelixLog(parse::felix_log::parse_chunk(text, first_line)),
+        ArtifactKind::Conntrack => {
+            Parsed::Conntrack(parse::conntrack::parse_chunk(text, first_line))
+        }
+        ArtifactKind::Dmesg => Parsed::Dmesg(parse::dmesg::parse_chunk(text, first_line)),
+        other => parse_as(other, text),
+    }
+}
+
+/// Merge the chunks of one artifact, in file order.
+fn merge_chunks(mut chunks: Vec<(usize, Parsed)>) -> Parsed {
+    chunks.sort_by_key(|(i, _)| *i);
+    let mut it = chunks.into_iter().map(|(_, p)| p);
+    let Some(mut acc) = it.next() else {
+        return Parsed::Unknown;
+    };
+    for later in it {
+        match (&mut acc, later) {
+            (Parsed::FelixLog(a), Parsed::FelixLog(b)) => a.merge(b),
+            (Parsed::Conntrack(a), Parsed::Conntrack(b)) => a.merge(b),
+            (Parsed::Dmesg(a), Parsed::Dmesg(b)) => a.merge(b),
+            _ => {}
+        }
+    }
+    acc
 }
 
 struct Entry {
@@ -400,14 +602,12 @@ impl Drop for Held<'_> {
 }
 
 /// Recognise and parse one entry.
-fn process(path: &str, e: Entry, hint: Option<ArtifactKind>) -> Artifact {
+fn process(path: &str, e: Entry, kind: ArtifactKind) -> Artifact {
     let Entry {
         bytes,
         data,
         truncated,
     } = e;
-    let head = &data[..data.len().min(detect::HEAD_BYTES)];
-    let kind = hint.unwrap_or_else(|| detect::detect(path, head));
     let mut notes = Vec::new();
     if truncated {
         notes.push(ParseError::new(
