@@ -144,24 +144,60 @@ fn send_all_flows(lab: &Lab) -> Vec<String> {
         .collect()
 }
 
-/// ANALYZER HOOK. `calisnap analyze` does not exist yet. When it does, run it on `bundle`
-/// (`calisnap analyze <bundle> --format json -o -`) and assert here that it reports:
-/// - `FAULT.missing_ip` (endpoint `FAULT.endpoint`) missing from IP set `FAULT.ipset`, which
-///   the allow rules of policy `FAULT.policy` use, with evidence pointing at
-///   `nodes/e2e-node/ipset-save.txt` and the policy chain's rule in `iptables-save.txt`;
-/// - for each row of `FLOWS`, a trace whose dataplane verdict is `dataplane_allows` and whose
-///   intent is `intent_allows` (`agree == false` exactly for the frontend-b rows);
-/// - no error-level finding about the rest of the lab.
+/// The analyzer on a bundle the collector made from the lab: the injected fault must be
+/// found (`FAULT.missing_ip` of `FAULT.endpoint` missing from `FAULT.ipset`, which the allow
+/// rules of `FAULT.policy` use), with evidence from the real `ipset save` output, and nothing
+/// else in the lab is an error. The flows' intent and dataplane verdicts are checked by the
+/// trace tests.
 fn analyze_hook(bundle: &Path, fault: &ExpectedFault, flows: &[Flow]) {
     assert!(bundle.exists(), "bundle to analyze: {}", bundle.display());
-    let _ = (fault.ipset, fault.policy);
-    // Until then: the expectations themselves are consistent. Intent and dataplane disagree
-    // exactly on the flows from the endpoint the fault is about.
+    // The expectations themselves are consistent: intent and dataplane disagree exactly on
+    // the flows from the endpoint the fault is about.
     for f in flows {
         let disagree = f.intent_allows != f.dataplane_allows;
         assert_eq!(disagree, f.from == fault.endpoint, "{} -> {}", f.from, f.to);
     }
-    assert_eq!(fault.missing_ip, "10.65.0.12");
+    let a = calisnap::analyze(bundle).expect("calisnap analyzes the collected bundle");
+    let codes: Vec<(&str, Option<&str>)> = a
+        .findings
+        .iter()
+        .map(|f| (f.code.as_str(), f.node.as_deref()))
+        .collect();
+    let hit = a
+        .findings
+        .iter()
+        .find(|f| {
+            f.code == "CAL040"
+                && f.subjects
+                    .iter()
+                    .any(|s| s.kind == "ipset" && s.name == fault.ipset)
+        })
+        .unwrap_or_else(|| panic!("no CAL040 for {} in {codes:?}", fault.ipset));
+    assert_eq!(hit.node.as_deref(), Some(NODE));
+    let has = |kind: &str, name: &str| {
+        hit.subjects
+            .iter()
+            .any(|s| s.kind == kind && s.name == name)
+    };
+    assert!(has("ip", fault.missing_ip), "{:?}", hit.subjects);
+    assert!(has("endpoint", fault.endpoint), "{:?}", hit.subjects);
+    assert!(has("policy", fault.policy), "{:?}", hit.subjects);
+    let ev = &hit.evidence[0];
+    assert_eq!(ev.path, format!("nodes/{NODE}/ipset-save.txt"));
+    assert!(
+        ev.excerpt.starts_with(&format!("create {} ", fault.ipset)),
+        "evidence is the real `ipset save` line: {ev:?}"
+    );
+    // Nothing else in the lab is an error: the rest of the fixtures are consistent.
+    let other_errors: Vec<&calisnap::checks::Finding> = a
+        .findings
+        .iter()
+        .filter(|f| f.severity == calisnap::checks::Severity::Error && f.code != "CAL040")
+        .collect();
+    assert!(
+        other_errors.is_empty(),
+        "unexpected errors: {other_errors:#?}"
+    );
 }
 
 #[test]
@@ -337,7 +373,15 @@ fn node_mode_bundle_holds_every_command_real_counters_and_the_fault() {
         "{routes}"
     );
 
-    analyze_hook(&tarball, &FAULT, FLOWS);
+    // A node-mode bundle holds no cluster resources: the analyzer says which checks could not
+    // run rather than guessing.
+    let a = calisnap::analyze(&tarball).expect("calisnap analyzes the node bundle");
+    assert!(
+        a.findings.iter().any(|f| f.code == "CAL004"),
+        "{:?}",
+        a.findings
+    );
+    assert!(!a.findings.iter().any(|f| f.code == "CAL040"));
 }
 
 #[test]
@@ -371,6 +415,15 @@ fn node_mode_without_conntrack_on_path_still_writes_a_bundle_recording_exit_127(
     }
     let ipt = b.command(Some(NODE), "iptables-save").expect("recorded");
     assert_eq!(ipt["exit_code"], 0);
+    // The analyzer reports the failed command as a completeness finding.
+    let a = calisnap::analyze(&tarball).expect("calisnap analyzes it");
+    let failed = a
+        .findings
+        .iter()
+        .find(|f| f.code == "CAL002" && f.title.contains("conntrack"))
+        .unwrap_or_else(|| panic!("no CAL002 for conntrack: {:?}", a.findings));
+    assert_eq!(failed.node.as_deref(), Some(NODE));
+    assert!(failed.message.contains("127"), "{}", failed.message);
 }
 
 #[test]
@@ -508,6 +561,8 @@ fn cluster_mode_with_stand_ins_collects_resources_logs_and_the_node_through_kube
     assert!(counted_rules(&dump, NP_CHAIN).iter().any(|r| r.packets > 0));
     let ipsets = b.text("nodes/e2e-node/ipset-save.txt").unwrap_or_default();
     assert!(ipsets.contains(FAULT.ipset));
+
+    analyze_hook(&tarball, &FAULT, FLOWS);
 }
 
 // ---- Fixture and collector checks that need no root ----
