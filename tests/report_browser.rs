@@ -495,3 +495,80 @@ fn a_link_to_a_folded_finding_unfolds_it() {
         "<article class=\"finding sev-info\" id=\"{info}\""
     )));
 }
+
+/// Copy a fixture bundle folder, replacing `@@BASE@@` with `base` in every file.
+fn copy_bundle(from: &Path, to: &Path, base: &str) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_bundle(&e.path(), &dest, base);
+        } else {
+            let text = std::fs::read_to_string(e.path()).unwrap();
+            std::fs::write(dest, text.replace("@@BASE@@", base)).unwrap();
+        }
+    }
+}
+
+fn bundle_dir(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/bundles").join(name)
+}
+
+#[test]
+fn the_example_bundle_report_renders_and_its_filter_works() {
+    if !have_chromium() {
+        return;
+    }
+    let analysis = calisnap::analyze(&bundle_dir("calico-bundle-demo-20261125T140215Z")).unwrap();
+    let report = analysis.report();
+    let dir = tempfile::tempdir().unwrap();
+    let url = write_page(dir.path(), "demo.html", &render_html(&report, None).unwrap());
+    let png = screenshot(&url, &dir.path().join("demo.png"));
+    assert_not_blank(&png, "example bundle report");
+    let all = findings(&dump_dom(&url));
+    assert_eq!(all.len(), report.findings.len());
+    let errors = report
+        .findings
+        .iter()
+        .filter(|f| f.severity == calisnap::checks::Severity::Error)
+        .count();
+    assert!(errors > 0 && errors < report.findings.len());
+    let filtered = findings(&dump_dom(&format!("{url}#filter=severity:error")));
+    let visible: Vec<_> = filtered.iter().filter(|f| f.3).collect();
+    assert_eq!(visible.len(), errors, "{filtered:?}");
+    assert!(visible.iter().all(|f| f.1 == "error"));
+}
+
+#[test]
+fn a_hostile_bundle_runs_no_script_and_makes_no_request() {
+    if !have_chromium() {
+        return;
+    }
+    let detector = Detector::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let bundle = tmp.path().join("hostile");
+    copy_bundle(&bundle_dir("hostile"), &bundle, &detector.base);
+    let analysis = calisnap::analyze(&bundle).unwrap();
+    let report = analysis.report();
+    let html = render_html(&report, None).unwrap();
+    let host = detector.base.trim_start_matches("http://");
+    assert!(html.contains(host), "the payloads reach the report");
+    let url = write_page(tmp.path(), "hostile-bundle.html", &html);
+    let dom = dump_dom(&url);
+    let title = Regex::new(r"<title>([^<]*)</title>").unwrap().captures(&dom).unwrap()[1].to_string();
+    assert!(title.starts_with("calisnap report: "), "title changed to {title:?}");
+    assert!(!title.contains("PWNED"));
+    assert_eq!(dom.matches("<script").count(), 1, "only the report's own script");
+    for tag in ["<img", "<iframe", "<svg"] {
+        assert!(!dom.contains(tag), "{tag} made it into the DOM");
+    }
+    assert!(dom.contains("{{7*7}}"), "template syntax in data comes out literally");
+    assert!(!dom.contains(">49<"));
+    let png = screenshot(&url, &tmp.path().join("hostile-bundle.png"));
+    assert_not_blank(&png, "hostile bundle report");
+    let md = calisnap::report::render_markdown(&report, None).unwrap();
+    assert!(md.contains("{{7*7}}"));
+    let requests = detector.finish();
+    assert!(requests.is_empty(), "the page made requests: {requests:?}");
+}
