@@ -103,3 +103,91 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+fn json_of(args: &[&str]) -> serde_json::Value {
+    let out = calisnap().args(args).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn selector_reports_calicos_error_and_a_corrected_selector() {
+    let v = json_of(&["selector", "app = 'web'"]);
+    assert_eq!(v["valid"], false);
+    assert_eq!(v["error"], "expected ==");
+    assert_eq!(v["hint"], "app == 'web'", "{v}");
+}
+
+#[test]
+fn selector_gives_canonical_form_id_ipset_and_match() {
+    let v = json_of(&["selector", "app=='web'", "--labels", r#"{"app":"web"}"#]);
+    assert_eq!(v["valid"], true);
+    assert_eq!(v["canonical"], r#"app == "web""#);
+    let id = v["id"].as_str().unwrap();
+    assert!(id.starts_with("s:") && id.len() == 40, "{id}");
+    assert_eq!(v["ipset"].as_str().unwrap(), &format!("cali40{id}")[..31]);
+    assert_eq!(v["matches"], true);
+    let v = json_of(&["selector", "", "--labels", "{}"]);
+    assert_eq!(v["canonical"], "all()");
+    assert_eq!(v["id"], "s:5y5I3VdRZfDU01O--xXAPx2yxCQQqMf0M6IWug");
+}
+
+#[test]
+fn selector_with_a_bundle_lists_the_matching_endpoints() {
+    let demo = demo();
+    let v = json_of(&[
+        "selector",
+        "app == 'web'",
+        "--bundle",
+        demo.to_str().unwrap(),
+    ]);
+    let eps = v["endpoints"].as_array().unwrap();
+    assert_eq!(eps.len(), 1, "{v}");
+    assert_eq!(eps[0]["endpoint"], "demo/web");
+    assert_eq!(eps[0]["node"], "node-1");
+}
+
+#[test]
+fn names_follow_the_calico_version() {
+    let v = json_of(&[
+        "names",
+        "policy",
+        "xdpf",
+        "--kind",
+        "gnp",
+        "--calico-version",
+        "3.30",
+    ]);
+    assert_eq!(v["ingress_chain"], "cali-pi-default/default.xdpf");
+    let v = json_of(&[
+        "names",
+        "policy",
+        "xdpf",
+        "--kind",
+        "gnp",
+        "--calico-version",
+        "3.32",
+    ]);
+    assert_eq!(v["ingress_chain"], "cali-pi-gnp/xdpf");
+    let v = json_of(&[
+        "names",
+        "policy",
+        "xdp-filter",
+        "--kind",
+        "gnp",
+        "--calico-version",
+        "3.28",
+    ]);
+    assert_eq!(v["ingress_chain"], "cali-pi-default.xdp-filter");
+    let v = json_of(&["names", "veth", "default", "podA"]);
+    assert_eq!(v["interface"], "cali7f94ce7c295");
+    let out = calisnap()
+        .args(["names", "policy", "x", "--kind", "np"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a namespaced kind needs --namespace"
+    );
+}

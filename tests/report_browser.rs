@@ -512,7 +512,9 @@ fn copy_bundle(from: &Path, to: &Path, base: &str) {
 }
 
 fn bundle_dir(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/bundles").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata/bundles")
+        .join(name)
 }
 
 #[test]
@@ -523,7 +525,11 @@ fn the_example_bundle_report_renders_and_its_filter_works() {
     let analysis = calisnap::analyze(&bundle_dir("calico-bundle-demo-20261125T140215Z")).unwrap();
     let report = analysis.report();
     let dir = tempfile::tempdir().unwrap();
-    let url = write_page(dir.path(), "demo.html", &render_html(&report, None).unwrap());
+    let url = write_page(
+        dir.path(),
+        "demo.html",
+        &render_html(&report, None).unwrap(),
+    );
     let png = screenshot(&url, &dir.path().join("demo.png"));
     assert_not_blank(&png, "example bundle report");
     let all = findings(&dump_dom(&url));
@@ -556,14 +562,28 @@ fn a_hostile_bundle_runs_no_script_and_makes_no_request() {
     assert!(html.contains(host), "the payloads reach the report");
     let url = write_page(tmp.path(), "hostile-bundle.html", &html);
     let dom = dump_dom(&url);
-    let title = Regex::new(r"<title>([^<]*)</title>").unwrap().captures(&dom).unwrap()[1].to_string();
-    assert!(title.starts_with("calisnap report: "), "title changed to {title:?}");
+    let title = Regex::new(r"<title>([^<]*)</title>")
+        .unwrap()
+        .captures(&dom)
+        .unwrap()[1]
+        .to_string();
+    assert!(
+        title.starts_with("calisnap report: "),
+        "title changed to {title:?}"
+    );
     assert!(!title.contains("PWNED"));
-    assert_eq!(dom.matches("<script").count(), 1, "only the report's own script");
+    assert_eq!(
+        dom.matches("<script").count(),
+        1,
+        "only the report's own script"
+    );
     for tag in ["<img", "<iframe", "<svg"] {
         assert!(!dom.contains(tag), "{tag} made it into the DOM");
     }
-    assert!(dom.contains("{{7*7}}"), "template syntax in data comes out literally");
+    assert!(
+        dom.contains("{{7*7}}"),
+        "template syntax in data comes out literally"
+    );
     assert!(!dom.contains(">49<"));
     let png = screenshot(&url, &tmp.path().join("hostile-bundle.png"));
     assert_not_blank(&png, "hostile bundle report");
