@@ -13,7 +13,7 @@ use crate::bundle::{Artifact, ArtifactKind};
 use crate::calico::names::{self, CalicoVersion, Direction};
 use crate::calico::order::{self, SortablePolicy, SortableTier, TierDefaultAction};
 use crate::calico::selector::Selector;
-use crate::parse::{Parsed, conntrack, felix_log, ipset, iptables_save, nft, sysctl};
+use crate::parse::{Parsed, conntrack, felix_log, ip, ipset, iptables_save, nft, sysctl};
 
 /// A parsed artifact of one node.
 #[derive(Debug)]
@@ -150,6 +150,8 @@ pub struct NodeModel<'b> {
     pub conntrack: Vec<Dumped<'b, conntrack::Table>>,
     pub felix_logs: Vec<Dumped<'b, felix_log::Log>>,
     pub sysctl: Option<Dumped<'b, sysctl::Sysctl>>,
+    /// `ip route` dumps (IPv4 and IPv6).
+    pub routes: Vec<Dumped<'b, ip::Routes>>,
     pub local_endpoints: Vec<usize>,
     /// Policies that select a local endpoint (or must be everywhere), enforced ones only.
     pub active_policies: Vec<usize>,
@@ -179,6 +181,23 @@ impl<'b> NodeModel<'b> {
             .iter()
             .filter_map(|t| d.table(t))
             .find_map(|t| t.chain(name).map(|c| (t, c)))
+    }
+
+    /// The device this node routes `ip` through (longest prefix of its `ip route` dumps).
+    pub fn route_dev(&self, ip: std::net::IpAddr) -> Option<String> {
+        let mut best: Option<(u8, String)> = None;
+        for r in self.routes.iter().flat_map(|d| d.data.routes.iter()) {
+            let Some(dev) = &r.dev else { continue };
+            let len = match r.dst {
+                Some(net) if net.contains(&ip) => net.prefix_len(),
+                None if r.kind == ip::RouteKind::Unicast => 0,
+                _ => continue,
+            };
+            if best.as_ref().is_none_or(|(l, _)| len > *l) {
+                best = Some((len, dev.clone()));
+            }
+        }
+        best.map(|b| b.1)
     }
 
     /// True when the node has an iptables dump with Calico chains.
@@ -295,6 +314,13 @@ fn node<'b>(
             }),
             _ => None,
         });
+    let routes = arts(ArtifactKind::IpRoute)
+        .into_iter()
+        .filter_map(|a| match &a.parsed {
+            Parsed::IpRoute(d) => Some(Dumped { artifact: a, data: d }),
+            _ => None,
+        })
+        .collect();
     let local_endpoints: Vec<usize> = m
         .endpoints
         .iter()
@@ -325,6 +351,7 @@ fn node<'b>(
         conntrack,
         felix_logs,
         sysctl,
+        routes,
         local_endpoints,
         active_policies,
         chains: HashMap::new(),
