@@ -1,1 +1,3 @@
 //! Explain one flow: what policy intends, what the captured dataplane does. (Being written.)
+pub mod flow;
+pub mod intent;
