@@ -317,7 +317,10 @@ fn node<'b>(
     let routes = arts(ArtifactKind::IpRoute)
         .into_iter()
         .filter_map(|a| match &a.parsed {
-            Parsed::IpRoute(d) => Some(Dumped { artifact: a, data: d }),
+            Parsed::IpRoute(d) => Some(Dumped {
+                artifact: a,
+                data: d,
+            }),
             _ => None,
         })
         .collect();
@@ -543,23 +546,25 @@ fn profile_role(chain: &iptables_save::Chain, rest: &str, direction: Direction) 
     }
 }
 
-/// The tiers as the bundle defines them (built-in defaults otherwise).
-fn sortable_tiers(m: &Model<'_>) -> Vec<SortableTier> {
-    m.resources
-        .tiers
-        .iter()
-        .map(|t| {
-            let action = match t.item.default_action.as_deref() {
-                Some(a) if a.eq_ignore_ascii_case("pass") => TierDefaultAction::Pass,
-                _ => TierDefaultAction::Deny,
-            };
-            let order = t
-                .item
-                .order
-                .or_else(|| order::well_known_tier(&t.item.meta.name).map(|w| w.0));
-            SortableTier::new(&t.item.meta.name, order, action)
-        })
-        .collect()
+impl Model<'_> {
+    /// The tiers as the bundle defines them; Calico's own tiers keep their built-in order.
+    pub fn sortable_tiers(&self) -> Vec<SortableTier> {
+        self.resources
+            .tiers
+            .iter()
+            .map(|t| {
+                let action = match t.item.default_action.as_deref() {
+                    Some(a) if a.eq_ignore_ascii_case("pass") => TierDefaultAction::Pass,
+                    _ => TierDefaultAction::Deny,
+                };
+                let order = t
+                    .item
+                    .order
+                    .or_else(|| order::well_known_tier(&t.item.meta.name).map(|w| w.0));
+                SortableTier::new(&t.item.meta.name, order, action)
+            })
+            .collect()
+    }
 }
 
 /// For each local endpoint and direction: the jumps Felix should have written (policies in
@@ -570,7 +575,7 @@ fn endpoint_chains(m: &Model<'_>, node: &mut NodeModel<'_>) {
     let Some(filter) = dump.data.table("filter") else {
         return;
     };
-    let tiers = sortable_tiers(m);
+    let tiers = m.sortable_tiers();
     // Which policies apply to which local endpoint.
     let mut applying: HashMap<usize, Vec<usize>> = HashMap::new();
     for &pi in &node.active_policies {

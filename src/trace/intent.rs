@@ -455,26 +455,6 @@ struct Eval<'a, 'b> {
     budget: Cell<usize>,
 }
 
-/// The tiers as the bundle defines them; Calico's own tiers keep their built-in order.
-fn sortable_tiers(model: &Model<'_>) -> Vec<SortableTier> {
-    model
-        .resources
-        .tiers
-        .iter()
-        .map(|t| {
-            let action = match t.item.default_action.as_deref() {
-                Some(a) if a.eq_ignore_ascii_case("pass") => TierDefaultAction::Pass,
-                _ => TierDefaultAction::Deny,
-            };
-            let order = t
-                .item
-                .order
-                .or_else(|| order::well_known_tier(&t.item.meta.name).map(|w| w.0));
-            SortableTier::new(&t.item.meta.name, order, action)
-        })
-        .collect()
-}
-
 impl<'a, 'b> Eval<'a, 'b> {
     fn new(model: &'a Model<'b>, flow: &'a Flow, dir: Direction, ep: usize) -> Self {
         let endpoint = &model.endpoints[ep];
@@ -530,7 +510,7 @@ impl<'a, 'b> Eval<'a, 'b> {
             })
             .collect();
         let ordered =
-            order::order_policies(&sortable_tiers(model), &sortable, model.calico_version());
+            order::order_policies(&model.sortable_tiers(), &sortable, model.calico_version());
         let mut tiers = Vec::new();
         for t in ordered {
             let policies: Vec<usize> = t
