@@ -627,7 +627,7 @@ fn process(path: &str, e: Entry, kind: ArtifactKind) -> Artifact {
         }
     };
     let parsed = parse_as(kind, &text);
-    let keep = text.len() <= KEEP_TEXT_BYTES && kind != ArtifactKind::Manifest;
+    let keep = text.len() <= KEEP_TEXT_BYTES;
     Artifact {
         path: path.to_string(),
         kind,

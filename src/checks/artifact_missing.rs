@@ -100,6 +100,11 @@ fn run(m: &Model<'_>, out: &mut Vec<Finding>) {
                     .on_node(&node.name)
                     .subject("node", &node.name)
                     .subject("artifact", what)
+                    .evidence(crate::checks::Evidence {
+                        path: node_dir(m, &node.name),
+                        line: 0,
+                        excerpt: format!("(no {what} among the node's files)"),
+                    })
                     .confirm(format!("{cmd}   # on node {}", node.name))
                     .fix(format!("Collect it on node {}: collector/calico-collect.sh node", node.name)),
                 );
@@ -123,4 +128,14 @@ fn run(m: &Model<'_>, out: &mut Vec<Finding>) {
             }
         }
     }
+}
+
+/// Where the node's files are in the bundle (`nodes/<node>/` in our layout).
+fn node_dir(m: &Model<'_>, node: &str) -> String {
+    m.bundle
+        .artifacts
+        .iter()
+        .find(|a| a.node.as_deref() == Some(node))
+        .and_then(|a| a.path.rsplit_once('/').map(|(d, _)| format!("{d}/")))
+        .unwrap_or_else(|| format!("nodes/{node}/"))
 }

@@ -80,11 +80,7 @@ fn run(m: &Model<'_>, out: &mut Vec<Finding>) {
                 c.path.clone()
             },
         )
-        .evidence(Evidence {
-            path: "manifest.json".to_string(),
-            line: 0,
-            excerpt: format!("commands[{i}]: {} exit_code={code}", c.name),
-        })
+        .evidence(manifest_evidence(m, i, &c.path, &c.name, code))
         .confirm(if cmd.is_empty() { c.name.clone() } else { cmd })
         .fix("Install the tool or fix what its stderr says, then collect the bundle again.");
         if let Some(n) = &c.node {
@@ -98,5 +94,40 @@ fn run(m: &Model<'_>, out: &mut Vec<Finding>) {
             });
         }
         out.push(f);
+    }
+}
+
+/// The `"exit_code"` line of command `i` in manifest.json (found near its `"path"` line).
+fn manifest_evidence(m: &Model<'_>, i: usize, path: &str, name: &str, code: i64) -> Evidence {
+    let manifest = m
+        .bundle
+        .artifacts
+        .iter()
+        .find(|a| a.kind == crate::bundle::ArtifactKind::Manifest)
+        .map(|a| a.path.clone())
+        .unwrap_or_else(|| "manifest.json".to_string());
+    let at = if path.is_empty() {
+        super::find_line(m, &manifest, 1, &format!("\"name\": \"{name}\""))
+    } else {
+        super::find_line(m, &manifest, 1, &format!("\"path\": \"{path}\""))
+    };
+    let exit = at.and_then(|(l, _)| {
+        let from = l.saturating_sub(12).max(1);
+        (from..l + 12)
+            .filter_map(|n| super::line_text(m, &manifest, n).map(|t| (n, t)))
+            .filter(|(_, t)| t.contains("\"exit_code\""))
+            .min_by_key(|(n, _)| n.abs_diff(l))
+    });
+    match exit {
+        Some((line, text)) => Evidence {
+            path: manifest,
+            line,
+            excerpt: text.trim().to_string(),
+        },
+        None => Evidence {
+            path: manifest,
+            line: 0,
+            excerpt: format!("commands[{i}]: {name} exit_code={code}"),
+        },
     }
 }

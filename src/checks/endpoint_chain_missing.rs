@@ -75,7 +75,11 @@ fn run(m: &Model<'_>, out: &mut Vec<Finding>) {
                     .on_node(&node.name)
                     .subject("endpoint", &e.key)
                     .subject("chain", &ec.chain)
-                    .evidence(e.loc.evidence(format!("interfaceName: {iface}")))
+                    .evidence(
+                        super::find_field_line(m, &e.loc.path, e.loc.line, "interfaceName", &iface)
+                            .map(|(l, t)| e.loc.clone().with_line(l).evidence(t))
+                            .unwrap_or_else(|| e.loc.evidence(format!("interfaceName: {iface}"))),
+                    )
                     .evidence(crate::checks::Evidence {
                         path: path.clone(),
                         line: ec.line,

@@ -289,44 +289,52 @@ fn run_set_missing(m: &Model<'_>, out: &mut Vec<Finding>) {
             }
             // Felix only programs sets referenced by programmed rules: if the rule's chain is
             // missing too, CAL030 says so.
-            let referenced = node.iptables.is_some_and(|d| {
+            let referencing = node.iptables.and_then(|d| {
                 d.data
                     .rules()
-                    .any(|(_, _, r)| r.match_sets().any(|(sm, _)| sm.name == s.name))
+                    .find(|(_, _, r)| r.match_sets().any(|(sm, _)| sm.name == s.name))
+                    .map(|(_, _, r)| (d.path().to_string(), r))
             });
+            let referenced = referencing.is_some();
             if !referenced && s.ipv6 {
                 continue;
             }
             reported.insert(s.name.clone());
-            out.push(
-                Finding::of(
-                    &SET_MISSING,
-                    format!("IP set {} is missing on {}", s.name, node.name),
-                    format!(
-                        "{} needs IP set {} (selector `{}`), which {}'s ipset dump does not have.",
-                        uses(m, s),
-                        s.name,
-                        s.selector,
-                        node.name
-                    ),
-                )
-                .on_node(&node.name)
-                .subject("ipset", &s.name)
-                .evidence(Evidence {
-                    path: sets.path().to_string(),
-                    line: 0,
-                    excerpt: format!("(no set {})", s.name),
-                })
-                .confirm(format!(
-                    "ipset list -n | grep -F {}   # on {}",
-                    super::shell_quote(&s.name),
+            let mut f = Finding::of(
+                &SET_MISSING,
+                format!("IP set {} is missing on {}", s.name, node.name),
+                format!(
+                    "{} needs IP set {} (selector `{}`), which {}'s ipset dump does not have.",
+                    uses(m, s),
+                    s.name,
+                    s.selector,
                     node.name
-                ))
-                .fix(format!(
-                    "Check the Felix log on {} for ipset errors; restart calico-node there.",
-                    node.name
-                )),
-            );
+                ),
+            )
+            .on_node(&node.name)
+            .subject("ipset", &s.name)
+            .evidence(Evidence {
+                path: sets.path().to_string(),
+                line: 0,
+                excerpt: format!("(no set {})", s.name),
+            })
+            .confirm(format!(
+                "ipset list -n | grep -F {}   # on {}",
+                super::shell_quote(&s.name),
+                node.name
+            ))
+            .fix(format!(
+                "Check the Felix log on {} for ipset errors; restart calico-node there.",
+                node.name
+            ));
+            if let Some((path, r)) = referencing {
+                f = f.evidence(Evidence {
+                    path,
+                    line: r.line,
+                    excerpt: r.text.clone(),
+                });
+            }
+            out.push(f);
         }
         // Sets the iptables rules reference that the ipset dump lacks.
         if let Some(ipt) = node.iptables {

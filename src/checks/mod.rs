@@ -298,7 +298,7 @@ pub fn line_text(m: &crate::model::Model<'_>, path: &str, line: usize) -> Option
         .map(|l| l.trim_end_matches('\r').to_string())
 }
 
-/// The first line at or after `from` (within 200 lines) containing `needle`, with its text.
+/// The first line at or after `from` containing `needle`, with its text.
 pub fn find_line(
     m: &crate::model::Model<'_>,
     path: &str,
@@ -309,7 +309,6 @@ pub fn find_line(
     text.lines()
         .enumerate()
         .skip(from.saturating_sub(1))
-        .take(200)
         .find(|(_, l)| l.contains(needle))
         .map(|(i, l)| (i + 1, l.trim_end_matches('\r').to_string()))
 }

@@ -47,6 +47,14 @@ fn run(m: &Model<'_>, out: &mut Vec<Finding>) {
              IP set members. Only bundle, counter, conntrack and log checks ran.",
         )
         .subject("artifact", "cluster/")
+        .evidence(crate::checks::Evidence {
+            path: m.bundle.source.clone(),
+            line: 0,
+            excerpt: format!(
+                "{} artifacts, none of them Calico or Kubernetes resources",
+                m.bundle.artifacts.len()
+            ),
+        })
         .confirm("calicoctl get networkpolicies,globalnetworkpolicies,workloadendpoints -A -o yaml")
         .fix(
             "Collect the cluster view: collector/calico-collect.sh cluster (or `calicoctl get <kinds> -A -o yaml` \

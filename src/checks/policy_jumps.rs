@@ -293,6 +293,8 @@ fn run_order(m: &Model<'_>, out: &mut Vec<Finding>) {
                 ),
             )
             .on_node(&node.name)
+            .subject(subject(m, expected[pos]).0, subject(m, expected[pos]).1)
+            .subject(subject(m, actual[pos]).0, subject(m, actual[pos]).1)
             .subject("endpoint", &e.key)
             .subject("chain", &ec.chain)
             .confirm(confirm(node, ec))

@@ -45,8 +45,10 @@ fn run(m: &Model<'_>, out: &mut Vec<Finding>) {
                 .find(|h| h.suggestion.is_some())
                 .or(hints.first())
                 .map(|h| h.message.clone());
-            let excerpt = super::line_text(m, &p.loc.path, bad.line)
-                .unwrap_or_else(|| format!("{}: {}", bad.field, bad.raw));
+            let key = bad.field.rsplit('.').next().unwrap_or("selector");
+            let (line, excerpt) =
+                super::find_field_line(m, &p.loc.path, bad.line.max(p.loc.line), key, &bad.raw)
+                    .unwrap_or_else(|| (bad.line, format!("{}: {}", bad.field, bad.raw)));
             let mut message = format!(
                 "{} of policy {} is `{}`; Calico says: {}. Felix drops the whole policy, so none of its rules is enforced.",
                 bad.field,
@@ -64,7 +66,7 @@ fn run(m: &Model<'_>, out: &mut Vec<Finding>) {
             )
             .subject("policy", &p.display)
             .subject("selector", &bad.raw)
-            .evidence(p.loc.clone().with_line(bad.line).evidence(excerpt))
+            .evidence(p.loc.clone().with_line(line).evidence(excerpt))
             .confirm(format!(
                 "calisnap selector {}",
                 super::shell_quote(&bad.raw)

@@ -413,7 +413,8 @@ fn map_chains(m: &Model<'_>, node: &mut NodeModel<'_>) {
                 let from_comment = comment.as_ref().and_then(|c| by_comment.get(c)).copied();
                 let from_name = by_name.get(n).copied();
                 if let Some(c) = &comment
-                    && from_comment.map(|x| x.0) != from_name.map(|x| x.0)
+                    && (from_comment.is_none()
+                        || from_comment.map(|x| x.0) != from_name.map(|x| x.0))
                 {
                     mismatches.push(ChainNameMismatch {
                         chain: n.to_string(),
