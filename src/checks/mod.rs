@@ -19,6 +19,13 @@ mod policy_selects_nothing;
 mod rule_selector_matches_nothing;
 mod selector_invalid;
 
+mod conntrack_invalid;
+mod conntrack_table_full;
+mod conntrack_unreplied;
+mod drops_counted;
+mod policy_never_hit;
+mod top_dropping_rules;
+
 /// The steps of the debugging flow a support engineer follows; every check belongs to one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -93,6 +100,12 @@ pub const CHECKS: &[&Check] = &[
     &ipset_members::STALE_MEMBER,
     &ipset_members::SET_MISSING,
     &ipset_members::NEAR_MAXELEM,
+    &drops_counted::CHECK,
+    &policy_never_hit::CHECK,
+    &top_dropping_rules::CHECK,
+    &conntrack_table_full::CHECK,
+    &conntrack_unreplied::CHECK,
+    &conntrack_invalid::CHECK,
 ];
 
 /// The check with this code.

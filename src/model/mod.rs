@@ -9,6 +9,7 @@
 //! do, through the namespace clause) is only evaluated on the endpoints that carry `k=v`.
 
 pub mod endpoints;
+pub mod flows;
 pub mod index;
 pub mod node;
 pub mod policies;
