@@ -29,28 +29,112 @@ pub struct Analysis {
     pub dataplane: Option<model::Dataplane>,
     /// Per-node tables for the report.
     pub nodes_detail: Vec<report::NodeDetail>,
+    /// Flows explained: the ones asked for, then those behind `[UNREPLIED]` conntrack entries.
+    pub traces: Vec<trace::Trace>,
+    /// Packets the kernel traced (dmesg `TRACE:` lines).
+    pub kernel_traces: Vec<trace::kernel::KernelTrace>,
+    /// Flows asked for that could not be traced, with why.
+    pub trace_errors: Vec<String>,
 }
+
+/// What to do beyond the checks.
+#[derive(Debug, Clone, Default)]
+pub struct AnalyzeOptions {
+    /// Flows to explain, as `(from, to[:port])`.
+    pub traces: Vec<(String, String)>,
+}
+
+/// Flows behind `[UNREPLIED]` conntrack entries traced per report, at most.
+pub const MAX_UNREPLIED_TRACES: usize = 5;
 
 /// Open, parse, model and check a bundle.
 pub fn analyze(path: &Path) -> Result<Analysis, OpenError> {
-    Ok(analyze_bundle(Bundle::open(path)?))
+    analyze_with(path, &AnalyzeOptions::default())
+}
+
+/// [`analyze`], with flows to explain.
+pub fn analyze_with(path: &Path, opts: &AnalyzeOptions) -> Result<Analysis, OpenError> {
+    Ok(analyze_bundle(Bundle::open(path)?, opts))
 }
 
 /// Model and check an opened bundle.
-pub fn analyze_bundle(bundle: Bundle) -> Analysis {
-    let (findings, version, dataplane, nodes_detail) = {
-        let model = Model::build(&bundle);
-        let findings = checks::run_all(&model);
-        let details = report::detail::nodes_detail(&model);
-        (findings, model.version.clone(), model.dataplane, details)
-    };
+pub fn analyze_bundle(bundle: Bundle, opts: &AnalyzeOptions) -> Analysis {
+    let model = Model::build(&bundle);
+    let findings = checks::run_all(&model);
+    let nodes_detail = report::detail::nodes_detail(&model);
+    let mut traces = Vec::new();
+    let mut trace_errors = Vec::new();
+    for (from, to) in &opts.traces {
+        match trace::trace(&model, &findings, from, to, None, None) {
+            Ok(t) => traces.push(t),
+            Err(e) => trace_errors.push(format!("--trace {from},{to}: {e}")),
+        }
+    }
+    traces.extend(unreplied_traces(&model, &findings));
+    let kernel_traces = trace::kernel::kernel_traces(&model);
+    let version = model.version.clone();
+    let dataplane = model.dataplane;
+    drop(model);
     Analysis {
         bundle,
         findings,
         version,
         dataplane,
         nodes_detail,
+        traces,
+        kernel_traces,
+        trace_errors,
     }
+}
+
+/// Trace the flows behind `[UNREPLIED]` conntrack entries between endpoints of the bundle
+/// (the likely drops), a few of them, each distinct flow once.
+fn unreplied_traces(model: &Model<'_>, findings: &[Finding]) -> Vec<trace::Trace> {
+    use std::collections::BTreeSet;
+    let by_ip = model.endpoints_by_ip();
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    for node in &model.nodes {
+        for ct in &node.conntrack {
+            for e in ct.data.entries.iter().filter(|e| e.unreplied) {
+                if out.len() >= MAX_UNREPLIED_TRACES {
+                    return out;
+                }
+                let (Some(s), Some(d)) = (by_ip.get(e.orig.src), by_ip.get(e.orig.dst)) else {
+                    continue;
+                };
+                let dport = match e.orig.l4 {
+                    parse::conntrack::L4::Ports { dport, .. } => Some(dport),
+                    _ => None,
+                };
+                if !seen.insert((s, d, e.proto, dport)) {
+                    continue;
+                }
+                let f = trace::flow::Flow {
+                    src: trace::flow::FlowEnd {
+                        endpoint: Some(s),
+                        ip: e.orig.src,
+                        node: model.endpoints[s].node.clone(),
+                        iface: model.endpoints[s].iface.clone(),
+                        label: model.endpoints[s].key.clone(),
+                        net_sets: Vec::new(),
+                    },
+                    dst: trace::flow::FlowEnd {
+                        endpoint: Some(d),
+                        ip: e.orig.dst,
+                        node: model.endpoints[d].node.clone(),
+                        iface: model.endpoints[d].iface.clone(),
+                        label: model.endpoints[d].key.clone(),
+                        net_sets: Vec::new(),
+                    },
+                    protocol: e.proto,
+                    dport,
+                };
+                out.push(trace::trace_flow(model, findings, &f, None));
+            }
+        }
+    }
+    out
 }
 
 impl Analysis {
@@ -81,6 +165,8 @@ impl Analysis {
         };
         let mut r = Report::new(bundle, artifacts, self.findings.clone());
         r.nodes_detail = self.nodes_detail.clone();
+        r.traces = self.traces.clone();
+        r.kernel_traces = self.kernel_traces.clone();
         r.attach_evidence_context(3, |path| b.text_of(path));
         r
     }

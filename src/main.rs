@@ -45,11 +45,41 @@ enum Command {
         #[command(subcommand)]
         what: NamesCommand,
     },
+    /// Explain one flow: what the policies intend, what the captured dataplane does, and
+    /// where they part.
+    Trace(TraceArgs),
     /// List the checks (`--markdown`: docs/checks.md).
     Checks {
         #[arg(long)]
         markdown: bool,
     },
+}
+
+#[derive(clap::Args)]
+struct TraceArgs {
+    /// The bundle: a .tar.gz/.tgz, a .tar, a folder, or a single file.
+    bundle: PathBuf,
+    /// Source: `namespace/pod`, a pod name, or an IP.
+    #[arg(long)]
+    from: String,
+    /// Destination: `namespace/pod`, a pod name, or an IP, with `:port` (number or named port).
+    #[arg(long)]
+    to: String,
+    /// tcp, udp, icmp or sctp.
+    #[arg(long, default_value = "tcp")]
+    proto: String,
+    /// The node whose dump to simulate the source side on (default: the source's node).
+    #[arg(long)]
+    node: Option<String>,
+    #[arg(long, value_enum, default_value_t = TraceFormat::Text)]
+    format: TraceFormat,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum TraceFormat {
+    Text,
+    Json,
+    Md,
 }
 
 #[derive(Subcommand)]
@@ -94,6 +124,9 @@ struct AnalyzeArgs {
     /// A folder with report.html.j2 and/or report.md.j2 replacing the built-in templates.
     #[arg(long, value_name = "DIR")]
     templates: Option<PathBuf>,
+    /// Explain a flow in the report: `FROM,TO[:PORT]` (pods as ns/pod, or IPs). Repeatable.
+    #[arg(long = "trace", value_name = "FROM,TO:PORT")]
+    traces: Vec<String>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -131,6 +164,7 @@ fn main() -> ExitCode {
             bundle,
         } => selector(&expr, labels.as_deref(), bundle.as_deref()),
         Command::Names { what } => names(what),
+        Command::Trace(args) => trace(args),
     };
     match result {
         Ok(code) => code,
@@ -142,7 +176,18 @@ fn main() -> ExitCode {
 }
 
 fn analyze(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
-    let analysis = calisnap::analyze(&args.bundle)?;
+    let mut opts = calisnap::AnalyzeOptions::default();
+    for t in &args.traces {
+        let (from, to) = t
+            .split_once(',')
+            .ok_or_else(|| anyhow::anyhow!("--trace {t:?}: expected FROM,TO[:PORT]"))?;
+        opts.traces
+            .push((from.trim().to_string(), to.trim().to_string()));
+    }
+    let analysis = calisnap::analyze_with(&args.bundle, &opts)?;
+    if let Some(e) = analysis.trace_errors.first() {
+        anyhow::bail!("{e}");
+    }
     let report = analysis.report();
     let templates = args.templates.as_deref();
     let rendered = match args.format {
@@ -289,4 +334,26 @@ fn names(what: NamesCommand) -> anyhow::Result<ExitCode> {
         NamesCommand::Selector { expr } => calisnap::calico::lint::selector_json(&expr, None),
     };
     print_json(&v)
+}
+
+fn trace(args: TraceArgs) -> anyhow::Result<ExitCode> {
+    let bundle = calisnap::bundle::Bundle::open(&args.bundle)?;
+    let model = calisnap::model::Model::build(&bundle);
+    let findings = calisnap::checks::run_all(&model);
+    let t = calisnap::trace::trace(
+        &model,
+        &findings,
+        &args.from,
+        &args.to,
+        Some(&args.proto),
+        args.node.as_deref(),
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let out = match args.format {
+        TraceFormat::Json => serde_json::to_string_pretty(&t)? + "\n",
+        TraceFormat::Text => calisnap::trace::render_text(&t),
+        TraceFormat::Md => calisnap::trace::render_markdown(&t),
+    };
+    print!("{out}");
+    Ok(ExitCode::SUCCESS)
 }

@@ -27,7 +27,7 @@ mod term;
 pub mod view;
 
 pub use html::render_html;
-pub use markdown::{MARKDOWN_BUDGET, render_markdown};
+pub use markdown::{MARKDOWN_BUDGET, code_block, code_span, md_escape, render_markdown};
 pub use term::{terminal_summary, use_color};
 
 pub const SCHEMA_VERSION: u32 = 1;
@@ -50,6 +50,13 @@ pub struct Report {
     /// findings rather than on `checks::Evidence`: checks point at a line, the report shows
     /// its neighbourhood. Extension of the contract.
     pub evidence_context: Vec<EvidenceContext>,
+    /// Flows explained (`analyze --trace`, and flows behind `[UNREPLIED]` conntrack entries).
+    /// Extension of the contract; each entry is a `trace --format json` document.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub traces: Vec<crate::trace::Trace>,
+    /// Packets the kernel traced (`TRACE:` lines of a node's dmesg). Extension of the contract.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub kernel_traces: Vec<crate::trace::kernel::KernelTrace>,
 }
 
 impl Default for Report {
@@ -64,6 +71,8 @@ impl Default for Report {
             steps_not_checked: Vec::new(),
             nodes_detail: Vec::new(),
             evidence_context: Vec::new(),
+            traces: Vec::new(),
+            kernel_traces: Vec::new(),
         }
     }
 }

@@ -53,9 +53,25 @@ pub struct ReportView {
     pub nodes: Vec<String>,
     pub nodes_detail: Vec<NodeDetail>,
     pub artifacts: Vec<ArtifactView>,
+    /// Traced flows and kernel-traced packets, as text blocks.
+    pub traces: Vec<TraceView>,
+    pub kernel_traces: Vec<TraceView>,
     /// Anchors of the report's findings, in the report's order.
     #[serde(skip)]
     anchors: Vec<String>,
+}
+
+/// One traced flow (or kernel-traced packet) for the templates.
+#[derive(Debug, Clone, Serialize)]
+pub struct TraceView {
+    pub title: String,
+    /// `allow`, `deny`, `unknown` (dataplane), or the kernel trace's outcome.
+    pub verdict: String,
+    pub intent: Option<String>,
+    pub agree: Option<bool>,
+    pub explanation: Option<String>,
+    pub findings: Vec<String>,
+    pub text: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -253,6 +269,45 @@ impl ReportView {
             steps,
             nodes: nodes.into_iter().collect(),
             nodes_detail: report.nodes_detail.clone(),
+            traces: report
+                .traces
+                .iter()
+                .map(|t| TraceView {
+                    title: format!(
+                        "{} → {}{} ({})",
+                        t.flow.src,
+                        t.flow.dst,
+                        t.flow.dport.map(|p| format!(":{p}")).unwrap_or_default(),
+                        t.flow.protocol
+                    ),
+                    verdict: t.verdict.to_string(),
+                    intent: Some(t.intent.verdict.to_string()),
+                    agree: Some(t.agree),
+                    explanation: t.explanation.clone(),
+                    findings: t.findings.clone(),
+                    text: crate::trace::render_text(t),
+                })
+                .collect(),
+            kernel_traces: report
+                .kernel_traces
+                .iter()
+                .map(|k| TraceView {
+                    title: format!(
+                        "{}{}",
+                        k.packet,
+                        k.node
+                            .as_ref()
+                            .map(|n| format!(" on {n}"))
+                            .unwrap_or_default()
+                    ),
+                    verdict: k.outcome.clone().unwrap_or_default(),
+                    intent: None,
+                    agree: None,
+                    explanation: None,
+                    findings: Vec::new(),
+                    text: crate::trace::kernel::render_text(k),
+                })
+                .collect(),
             artifacts,
             anchors,
         }

@@ -167,3 +167,30 @@ fn kind_str(e: &TraceEntry) -> &'static str {
         TraceKind::Policy => "policy",
     }
 }
+
+/// One traced packet as text: each TRACE step with the rule it names and its owner.
+pub fn render_text(k: &KernelTrace) -> String {
+    let mut s = format!("{}  ({})\n", k.packet, k.path);
+    for (i, st) in k.steps.iter().enumerate() {
+        s.push_str(&format!(
+            "{:>2}. {}:{}:{}{}  line {}{}\n",
+            i + 1,
+            st.table,
+            st.chain,
+            st.kind,
+            st.rulenum.map(|r| format!(":{r}")).unwrap_or_default(),
+            st.line,
+            st.owner
+                .as_ref()
+                .map(|o| format!("  [{o}]"))
+                .unwrap_or_default()
+        ));
+        if let (Some(rule), Some(line)) = (&st.rule, st.rule_line) {
+            s.push_str(&format!("      {rule}   (iptables-save line {line})\n"));
+        }
+    }
+    if let Some(o) = &k.outcome {
+        s.push_str(&format!("outcome: {o}\n"));
+    }
+    s
+}
