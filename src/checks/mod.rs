@@ -19,6 +19,15 @@ mod policy_selects_nothing;
 mod rule_selector_matches_nothing;
 mod selector_invalid;
 
+mod endpoint_without_policy;
+mod felix_dataplane_update_failed;
+mod felix_log_errors;
+mod felix_not_in_sync;
+mod namespace_labels_missing;
+mod nat_outgoing_missing;
+mod nodeport_needs_prednat;
+mod staged_policy_not_enforced;
+
 /// The steps of the debugging flow a support engineer follows; every check belongs to one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -93,6 +102,14 @@ pub const CHECKS: &[&Check] = &[
     &ipset_members::STALE_MEMBER,
     &ipset_members::SET_MISSING,
     &ipset_members::NEAR_MAXELEM,
+    &endpoint_without_policy::CHECK,
+    &staged_policy_not_enforced::CHECK,
+    &felix_log_errors::CHECK,
+    &felix_dataplane_update_failed::CHECK,
+    &felix_not_in_sync::CHECK,
+    &nat_outgoing_missing::CHECK,
+    &namespace_labels_missing::CHECK,
+    &nodeport_needs_prednat::CHECK,
 ];
 
 /// The check with this code.

@@ -10,6 +10,7 @@
 
 pub mod endpoints;
 pub mod index;
+pub mod logsig;
 pub mod node;
 pub mod policies;
 pub mod version;
