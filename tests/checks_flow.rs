@@ -64,10 +64,14 @@ fn analyze_dir(dir: &Path) -> Analysis {
 
 type Code = (String, Option<String>);
 
+/// The codes of the checks these fixtures are about (bundle, selectors, chains, IP sets:
+/// CAL001–CAL043 except the informational CAL014/CAL015). Counter, conntrack and log checks
+/// have fixtures of their own.
 fn codes(a: &Analysis) -> Vec<Code> {
     let mut v: Vec<Code> = a
         .findings
         .iter()
+        .filter(|f| f.code.as_str() < "CAL050" && !matches!(f.code.as_str(), "CAL014" | "CAL015"))
         .map(|f| (f.code.clone(), f.node.clone()))
         .collect();
     v.sort();
@@ -339,9 +343,11 @@ fn the_trace_test_policy_that_only_admits_app_allowed_yields_no_finding() {
     dirs.extend(TRACE_TEST_INTACT.iter().map(|n| fixture(n)));
     for dir in dirs {
         let a = analyze_dir(&dir);
+        // Counted drops after the policy (CAL050+) are its intended effect, not a fault.
         let about: Vec<String> = a
             .findings
             .iter()
+            .filter(|f| f.code.as_str() < "CAL050")
             .filter(|f| {
                 f.subjects.iter().any(|s| {
                     s.name.contains("trace-test")

@@ -71,6 +71,58 @@ fn the_demo_bundle_shows_the_seed_faults_and_nothing_else() {
         );
     }
     assert_eq!(a.version.text, "v3.30.2");
+    // Pods no policy selects: demo/allowed and demo/client for ingress, every pod for egress,
+    // left to kns.demo, which allows all.
+    want("CAL014", None);
+    let open = a.findings.iter().find(|f| f.code == "CAL014").unwrap();
+    assert_eq!(
+        open.title,
+        "demo: 2 of 4 endpoints without ingress policy, 4 of 4 endpoints without egress policy"
+    );
+    assert!(
+        open.message
+            .contains("2 of its 4 workload endpoints for ingress (demo/allowed, demo/client)"),
+        "{}",
+        open.message
+    );
+    // node-1's Felix could not read its filter table back once.
+    want("CAL070", Some("node-1"));
+    let warn = a.findings.iter().find(|f| f.code == "CAL070").unwrap();
+    assert_eq!(warn.evidence[0].path, "nodes/node-1/felix.log");
+    assert_eq!(warn.evidence[0].line, 5);
+    assert!(
+        warn.subjects
+            .iter()
+            .any(|s| s.kind == "log-signature" && s.name == "iptables-legacy-save command failed")
+    );
+    // node-2's Felix failed an ipset restore (line 3 of its input) and its resync.
+    want("CAL071", Some("node-2"));
+    let failed = a.findings.iter().find(|f| f.code == "CAL071").unwrap();
+    assert_eq!(failed.title, "ipset restore failed on node-2 (2 records)");
+    assert!(
+        failed.message.contains("Error in line 3"),
+        "{}",
+        failed.message
+    );
+    assert_eq!(
+        failed
+            .evidence
+            .iter()
+            .map(|e| (e.path.as_str(), e.line))
+            .collect::<Vec<_>>(),
+        vec![("nodes/node-2/felix.log", 3), ("nodes/node-2/felix.log", 4)]
+    );
+    // Those two records are CAL071's, not repeated as log warnings; node-1 updated fine.
+    assert!(!got.contains(&("CAL070".to_string(), Some("node-2".to_string()))));
+    assert!(!got.contains(&("CAL071".to_string(), Some("node-1".to_string()))));
+    // No staged policies, Felix started once and got in sync, NAT outgoing is programmed,
+    // namespace labels agree with kns.demo, no host endpoints or node ports.
+    for code in ["CAL015", "CAL072", "CAL080", "CAL081", "CAL082"] {
+        assert!(
+            !got.iter().any(|(c, _)| c == code),
+            "unexpected {code}: {got:?}"
+        );
+    }
 }
 
 #[test]

@@ -8,24 +8,30 @@ use crate::model::Model;
 mod artifact_missing;
 mod artifact_truncated;
 mod command_failed;
-mod endpoint_chain_missing;
-mod ipset_members;
-mod namespace_selector_matches_nothing;
-mod no_cluster_resources;
-mod parse_errors;
-mod policy_chains;
-mod policy_jumps;
-mod policy_selects_nothing;
-mod rule_selector_matches_nothing;
-mod selector_invalid;
-
 mod conntrack_invalid;
 mod conntrack_table_full;
 mod conntrack_unreplied;
 mod drops_counted;
+mod endpoint_chain_missing;
+mod endpoint_without_policy;
+mod felix_dataplane_update_failed;
+mod felix_log_errors;
+mod felix_not_in_sync;
+mod ipset_members;
+mod namespace_labels_missing;
+mod namespace_selector_matches_nothing;
+mod nat_outgoing_missing;
+mod no_cluster_resources;
+mod nodeport_needs_prednat;
+mod parse_errors;
+mod policy_chains;
+mod policy_jumps;
 mod policy_never_hit;
+mod policy_selects_nothing;
+mod rule_selector_matches_nothing;
+mod selector_invalid;
+mod staged_policy_not_enforced;
 mod top_dropping_rules;
-
 /// The steps of the debugging flow a support engineer follows; every check belongs to one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -89,6 +95,8 @@ pub const CHECKS: &[&Check] = &[
     &policy_selects_nothing::CHECK,
     &rule_selector_matches_nothing::CHECK,
     &namespace_selector_matches_nothing::CHECK,
+    &endpoint_without_policy::CHECK,
+    &staged_policy_not_enforced::CHECK,
     &endpoint_chain_missing::CHECK,
     &policy_jumps::MISSING,
     &policy_jumps::UNEXPECTED,
@@ -106,6 +114,12 @@ pub const CHECKS: &[&Check] = &[
     &conntrack_table_full::CHECK,
     &conntrack_unreplied::CHECK,
     &conntrack_invalid::CHECK,
+    &felix_log_errors::CHECK,
+    &felix_dataplane_update_failed::CHECK,
+    &felix_not_in_sync::CHECK,
+    &nat_outgoing_missing::CHECK,
+    &namespace_labels_missing::CHECK,
+    &nodeport_needs_prednat::CHECK,
 ];
 
 /// The check with this code.

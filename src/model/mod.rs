@@ -11,6 +11,7 @@
 pub mod endpoints;
 pub mod flows;
 pub mod index;
+pub mod logsig;
 pub mod node;
 pub mod policies;
 pub mod version;
