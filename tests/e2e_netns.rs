@@ -188,6 +188,50 @@ fn analyze_hook(bundle: &Path, fault: &ExpectedFault, flows: &[Flow]) {
         ev.excerpt.starts_with(&format!("create {} ", fault.ipset)),
         "evidence is the real `ipset save` line: {ev:?}"
     );
+    // `calisnap trace` on the same bundle: for every flow of the lab, the dataplane verdict is
+    // what the kernel did (the flows test asserts the kernel did `dataplane_allows`), the
+    // intent is what the policies say, and where they part the explanation names the fault.
+    let bundle_read = calisnap::bundle::Bundle::open(bundle).expect("bundle opens");
+    let model = calisnap::model::Model::build(&bundle_read);
+    let findings = calisnap::checks::run_all(&model);
+    for f in flows {
+        let t = calisnap::trace::trace(
+            &model,
+            &findings,
+            f.from,
+            &format!("{}:{}", f.to, f.port),
+            Some(f.proto.as_str()),
+            None,
+        )
+        .unwrap_or_else(|e| panic!("trace {} -> {}: {e}", f.from, f.to));
+        let word = |b: bool| if b { "allow" } else { "deny" };
+        assert_eq!(
+            t.verdict,
+            word(f.dataplane_allows),
+            "dataplane {} -> {}: {t:#?}",
+            f.from,
+            f.to
+        );
+        assert_eq!(
+            t.intent.verdict,
+            word(f.intent_allows),
+            "intent {} -> {}",
+            f.from,
+            f.to
+        );
+        assert_eq!(t.agree, f.dataplane_allows == f.intent_allows);
+        if !t.agree {
+            let why = t.explanation.as_deref().unwrap_or_default();
+            assert!(
+                why.contains(fault.ipset)
+                    && why.contains(fault.missing_ip)
+                    && why.contains(fault.policy),
+                "{why}"
+            );
+            assert_eq!(t.findings, vec!["CAL040".to_string()]);
+        }
+    }
+
     // Nothing else in the lab is an error: the rest of the fixtures are consistent.
     let other_errors: Vec<&calisnap::checks::Finding> = a
         .findings

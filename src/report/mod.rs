@@ -359,6 +359,8 @@ pub fn render_json(report: &Report) -> String {
         steps_not_checked: &report.steps_not_checked,
         nodes_detail: &report.nodes_detail,
         evidence_context: &report.evidence_context,
+        traces: &report.traces,
+        kernel_traces: &report.kernel_traces,
     };
     // Serialising plain structs of strings and numbers cannot fail.
     let mut out = serde_json::to_string_pretty(&json).unwrap_or_default();
@@ -378,6 +380,10 @@ struct JsonReport<'a> {
     steps_not_checked: &'a [StepNotChecked],
     nodes_detail: &'a [NodeDetail],
     evidence_context: &'a [EvidenceContext],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    traces: &'a [crate::trace::Trace],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    kernel_traces: &'a [crate::trace::kernel::KernelTrace],
 }
 
 #[derive(Serialize)]
