@@ -35,6 +35,8 @@ pub struct Analysis {
     pub kernel_traces: Vec<trace::kernel::KernelTrace>,
     /// Flows asked for that could not be traced, with why.
     pub trace_errors: Vec<String>,
+    /// Debugging-flow steps the bundle could not answer, and why.
+    pub steps_not_checked: Vec<report::StepNotChecked>,
 }
 
 /// What to do beyond the checks.
@@ -72,6 +74,7 @@ pub fn analyze_bundle(bundle: Bundle, opts: &AnalyzeOptions) -> Analysis {
     }
     traces.extend(unreplied_traces(&model, &findings));
     let kernel_traces = trace::kernel::kernel_traces(&model);
+    let steps_not_checked = not_checked(&model);
     let version = model.version.clone();
     let dataplane = model.dataplane;
     drop(model);
@@ -84,7 +87,69 @@ pub fn analyze_bundle(bundle: Bundle, opts: &AnalyzeOptions) -> Analysis {
         traces,
         kernel_traces,
         trace_errors,
+        steps_not_checked,
     }
+}
+
+/// Which steps the bundle cannot answer: without cluster resources nothing says what Felix
+/// should have programmed; without a node's iptables or ipset dump its chains and sets are
+/// unseen.
+fn not_checked(model: &Model<'_>) -> Vec<report::StepNotChecked> {
+    use checks::Step;
+    let mut out = Vec::new();
+    let push = |out: &mut Vec<report::StepNotChecked>, step, node: Option<&str>, reason: &str| {
+        out.push(report::StepNotChecked {
+            step,
+            node: node.map(str::to_string),
+            reason: reason.to_string(),
+        })
+    };
+    if !model.has_cluster_resources() {
+        let why = "no Calico or Kubernetes resources in the bundle (see CAL004)";
+        for step in [
+            Step::PoliciesPresent,
+            Step::SelectorsMatch,
+            Step::ChainsProgrammed,
+            Step::IpsetMembers,
+        ] {
+            push(&mut out, step, None, why);
+        }
+        return out;
+    }
+    if model.dataplane == Some(model::Dataplane::Iptables) || model.dataplane.is_none() {
+        for n in &model.nodes {
+            if n.iptables.is_none() {
+                push(
+                    &mut out,
+                    Step::ChainsProgrammed,
+                    Some(&n.name),
+                    "no iptables-save for this node",
+                );
+                push(
+                    &mut out,
+                    Step::PacketPath,
+                    Some(&n.name),
+                    "no iptables-save (counters) for this node",
+                );
+            }
+            if n.ipsets.is_none() {
+                push(
+                    &mut out,
+                    Step::IpsetMembers,
+                    Some(&n.name),
+                    "no ipset dump for this node",
+                );
+            }
+        }
+    } else {
+        let why = format!(
+            "the {} dataplane: calisnap checks chains and IP sets of the iptables dataplane only",
+            model.dataplane.map(|d| d.as_str()).unwrap_or("unknown")
+        );
+        push(&mut out, Step::ChainsProgrammed, None, &why);
+        push(&mut out, Step::IpsetMembers, None, &why);
+    }
+    out
 }
 
 /// Trace the flows behind `[UNREPLIED]` conntrack entries between endpoints of the bundle
@@ -167,6 +232,7 @@ impl Analysis {
         r.nodes_detail = self.nodes_detail.clone();
         r.traces = self.traces.clone();
         r.kernel_traces = self.kernel_traces.clone();
+        r.steps_not_checked = self.steps_not_checked.clone();
         r.attach_evidence_context(3, |path| b.text_of(path));
         r
     }
