@@ -14,6 +14,7 @@ mod conntrack_unreplied;
 mod drops_counted;
 mod endpoint_chain_missing;
 mod endpoint_without_policy;
+mod established_denied;
 mod felix_dataplane_update_failed;
 mod felix_log_errors;
 mod felix_not_in_sync;
@@ -114,6 +115,7 @@ pub const CHECKS: &[&Check] = &[
     &conntrack_table_full::CHECK,
     &conntrack_unreplied::CHECK,
     &conntrack_invalid::CHECK,
+    &established_denied::CHECK,
     &felix_log_errors::CHECK,
     &felix_dataplane_update_failed::CHECK,
     &felix_not_in_sync::CHECK,
