@@ -169,7 +169,7 @@ awk -F'\t' 'NR > 1 { if ($8 > 0.6 || $7 > 384 * 1024) miss = 1 }
 echo
 echo "== parser only: iptables-save"
 pdir=$out/parser
-if [ "$smoke" = 1 ]; then endpoints=60 policies=60; else endpoints=2000 policies=2000; fi
+if [ "$smoke" = 1 ]; then endpoints=60 policies=60; else endpoints=4000 policies=2000; fi
 one=$pdir/$bundle_name/nodes/worker-001/iptables-save.txt
 if [ ! -s "$one" ]; then
   rm -rf "$pdir" "$pdir.tmp"

@@ -475,6 +475,28 @@ struct Policy {
     log_msg: String,
 }
 
+/// A chain's name and its `-A …` lines without counters.
+type ChainLines = (String, Vec<String>);
+
+/// A table of Felix's fixed chains: name, built-in chains with their policy, chains.
+type FixedTable = (
+    &'static str,
+    Vec<(&'static str, &'static str)>,
+    Vec<ChainLines>,
+);
+
+/// A GlobalNetworkPolicy to create: tier, name, order, selector, namespaceSelector, ingress
+/// rules, egress rules.
+type GnpSpec = (
+    String,
+    String,
+    f64,
+    String,
+    String,
+    Vec<RuleSpec>,
+    Vec<RuleSpec>,
+);
+
 /// What one node has programmed.
 #[derive(Default)]
 struct NodePlan {
@@ -488,7 +510,7 @@ struct NodePlan {
     /// Fault: a member left behind after its pod went away.
     stale_member: Option<(usize, String)>,
     /// Fault: a chain for a policy that no longer exists (name, lines).
-    orphan_chain: Option<(String, Vec<String>)>,
+    orphan_chain: Option<ChainLines>,
 }
 
 struct World {
@@ -504,7 +526,7 @@ struct World {
     tiers: Vec<SortableTier>,
     plans: Vec<NodePlan>,
     /// Rendered `-A …` lines (no counters) of each policy's chain, per direction.
-    policy_lines: Vec<[Option<(String, Vec<String>)>; 2]>,
+    policy_lines: Vec<[Option<ChainLines>; 2]>,
     render: RenderConfig,
     faults: Vec<serde_json::Value>,
     /// Per node: log bytes and conntrack entries.
@@ -737,7 +759,7 @@ impl World {
         let mut slot = 0usize;
         for (a, &count) in replicas.iter().enumerate() {
             for _ in 0..count {
-                if slot % sizes.nodes == 0 {
+                if slot.is_multiple_of(sizes.nodes) {
                     rng.shuffle(&mut order);
                 }
                 let node = order[slot % sizes.nodes];
@@ -867,15 +889,7 @@ impl World {
         };
 
         // Global policies: threat feeds and DNS in `security`, platform rules in `platform`.
-        let mut gnps: Vec<(
-            String,
-            String,
-            f64,
-            String,
-            String,
-            Vec<RuleSpec>,
-            Vec<RuleSpec>,
-        )> = Vec::new();
+        let mut gnps: Vec<GnpSpec> = Vec::new();
         for (i, feed) in ["feodo", "spamhaus-drop", "tor-exits"].iter().enumerate() {
             let s = format!("threat-feed == '{feed}'");
             let egress = if i < 2 {
@@ -1425,11 +1439,11 @@ impl World {
 
     /// Every policy chain, rendered once (the same on every node that programs it).
     fn render_policy_chains(&mut self) {
-        let lines: Vec<[Option<(String, Vec<String>)>; 2]> = self
+        let lines: Vec<[Option<ChainLines>; 2]> = self
             .policies
             .par_iter()
             .map(|p| {
-                let mut out: [Option<(String, Vec<String>)>; 2] = [None, None];
+                let mut out: [Option<ChainLines>; 2] = [None, None];
                 for (i, dir) in Direction::BOTH.iter().enumerate() {
                     if !p.types.governs(*dir) {
                         continue;
@@ -1735,7 +1749,7 @@ impl World {
             // An address of the pool no pod holds: the last of a node's last block.
             let node = &self.nodes[rng.idx(n)];
             let last = node.blocks.last().copied().unwrap_or(POOL) + BLOCK - 1;
-            let stale = if node.used % BLOCK == 0 {
+            let stale = if node.used.is_multiple_of(BLOCK) {
                 last + BLOCK
             } else {
                 last
@@ -2116,7 +2130,7 @@ impl World {
         let accept_mark = "-m mark --mark 0x10000/0x10000";
 
         // raw, mangle, nat: Felix's fixed chains.
-        let tables: Vec<(&str, Vec<(&str, &str)>, Vec<(String, Vec<String>)>)> = vec![
+        let tables: Vec<FixedTable> = vec![
             (
                 "raw",
                 vec![("PREROUTING", "ACCEPT"), ("OUTPUT", "ACCEPT")],
