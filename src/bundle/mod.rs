@@ -70,7 +70,7 @@ impl Default for Limits {
             max_entries: 200_000,
             max_total_bytes: 64 << 30,
             max_entry_bytes: 4 << 30,
-            max_in_flight_bytes: 256 << 20,
+            max_in_flight_bytes: 96 << 20,
             chunk_bytes: 16 << 20,
         }
     }
@@ -351,20 +351,14 @@ impl<'s, 'scope> Sink<'s, 'scope> {
         let mut invalid_utf8 = false;
         while !eof || !buf.is_empty() {
             // Fill to a chunk, then extend to the end of a line.
-            while !eof && (buf.len() as u64) < self.limits.chunk_bytes {
-                let want = (self.limits.chunk_bytes as usize)
-                    .saturating_sub(buf.len())
-                    .max(1);
-                let start = buf.len();
-                buf.resize(start + want.min(8 << 20), 0);
-                match reader.read(&mut buf[start..]) {
-                    Ok(0) => {
-                        buf.truncate(start);
-                        eof = true;
-                    }
-                    Ok(n) => buf.truncate(start + n),
+            // Fill to a chunk (read_to_end grows the buffer without zeroing it first).
+            if !eof && (buf.len() as u64) < self.limits.chunk_bytes {
+                let want = self.limits.chunk_bytes - buf.len() as u64;
+                buf.reserve(want as usize);
+                match (&mut *reader).take(want).read_to_end(&mut buf) {
+                    Ok(n) if (n as u64) < want => eof = true,
+                    Ok(_) => {}
                     Err(e) => {
-                        buf.truncate(start);
                         read_error = Some(e.to_string());
                         eof = true;
                     }
