@@ -398,10 +398,20 @@ fn intent_lines(d: &intent::DirectionResult) -> Vec<String> {
 }
 
 fn dataplane_lines(t: &Trace) -> Vec<String> {
+    // The filter table decides; other tables only where they do something (a mark, NAT, a
+    // drop, an undecided match). Returns to the caller are implied by the next step. The JSON
+    // keeps every step.
     t.dataplane
         .path
         .iter()
-        .filter(|s| s.action != "skipped")
+        .filter(|s| s.action != "skipped" && s.action != "endofchain")
+        .filter(|s| {
+            s.table == "filter"
+                || matches!(
+                    s.action.as_str(),
+                    "mark" | "nat" | "drop" | "reject" | "undecided"
+                )
+        })
         .enumerate()
         .map(|(i, s)| {
             let rule = s
