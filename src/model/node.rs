@@ -227,15 +227,48 @@ pub fn nodes<'b>(m: &Model<'b>) -> Vec<NodeModel<'b>> {
         }
     }
     let mut member_cache: HashMap<String, BTreeMap<String, String>> = HashMap::new();
+    let names_index = PolicyNames::new(m);
     names
         .into_iter()
-        .map(|n| node(m, n, &mut member_cache))
+        .map(|n| node(m, n, &names_index, &mut member_cache))
         .collect()
+}
+
+/// Every chain name and naming comment any Calico version could give each policy, computed
+/// once for all nodes (hashing every candidate per node made the model quadratic).
+struct PolicyNames {
+    by_name: HashMap<String, (usize, Direction)>,
+    by_comment: HashMap<String, (usize, Direction)>,
+}
+
+impl PolicyNames {
+    fn new(m: &Model<'_>) -> PolicyNames {
+        let mut by_name: HashMap<String, (usize, Direction)> = HashMap::new();
+        let mut by_comment: HashMap<String, (usize, Direction)> = HashMap::new();
+        for (i, p) in m.policies.iter().enumerate() {
+            if p.staged {
+                continue;
+            }
+            for c in names::policy_chain_candidates(&p.policy_ref, None) {
+                by_name.entry(c.chain.clone()).or_insert((i, c.direction));
+                if let Some(comment) = &c.comment {
+                    by_comment
+                        .entry(comment.clone())
+                        .or_insert((i, c.direction));
+                }
+            }
+        }
+        PolicyNames {
+            by_name,
+            by_comment,
+        }
+    }
 }
 
 fn node<'b>(
     m: &Model<'b>,
     name: String,
+    policy_names: &PolicyNames,
     member_cache: &mut HashMap<String, BTreeMap<String, String>>,
 ) -> NodeModel<'b> {
     let arts = |kind: ArtifactKind| -> Vec<&'b Artifact> {
@@ -364,7 +397,7 @@ fn node<'b>(
         expected_sets: BTreeMap::new(),
     };
     if node.iptables.is_some() {
-        map_chains(m, &mut node);
+        map_chains(m, &mut node, policy_names);
         endpoint_chains(m, &mut node);
     }
     expected_sets(m, &mut node, member_cache);
@@ -373,24 +406,10 @@ fn node<'b>(
 
 /// Name every `cali-pi-`/`cali-po-`/profile/endpoint/group chain of the dump, and find each
 /// active policy's chains.
-fn map_chains(m: &Model<'_>, node: &mut NodeModel<'_>) {
+fn map_chains(m: &Model<'_>, node: &mut NodeModel<'_>, policy_names: &PolicyNames) {
     let version = m.calico_version();
-    // Every chain name and naming comment any version could give each policy.
-    let mut by_name: HashMap<String, (usize, Direction)> = HashMap::new();
-    let mut by_comment: HashMap<String, (usize, Direction)> = HashMap::new();
-    for (i, p) in m.policies.iter().enumerate() {
-        if p.staged {
-            continue;
-        }
-        for c in names::policy_chain_candidates(&p.policy_ref, None) {
-            by_name.entry(c.chain.clone()).or_insert((i, c.direction));
-            if let Some(comment) = &c.comment {
-                by_comment
-                    .entry(comment.clone())
-                    .or_insert((i, c.direction));
-            }
-        }
-    }
+    let by_name = &policy_names.by_name;
+    let by_comment = &policy_names.by_comment;
     let Some(dump) = node.iptables else { return };
     let mut roles: HashMap<String, ChainRole> = HashMap::new();
     let mut mismatches = Vec::new();
