@@ -176,22 +176,8 @@ fn unreplied_traces(model: &Model<'_>, findings: &[Finding]) -> Vec<trace::Trace
                     continue;
                 }
                 let f = trace::flow::Flow {
-                    src: trace::flow::FlowEnd {
-                        endpoint: Some(s),
-                        ip: e.orig.src,
-                        node: model.endpoints[s].node.clone(),
-                        iface: model.endpoints[s].iface.clone(),
-                        label: model.endpoints[s].key.clone(),
-                        net_sets: Vec::new(),
-                    },
-                    dst: trace::flow::FlowEnd {
-                        endpoint: Some(d),
-                        ip: e.orig.dst,
-                        node: model.endpoints[d].node.clone(),
-                        iface: model.endpoints[d].iface.clone(),
-                        label: model.endpoints[d].key.clone(),
-                        net_sets: Vec::new(),
-                    },
+                    src: trace::flow::endpoint_end(model, s, e.orig.src),
+                    dst: trace::flow::endpoint_end(model, d, e.orig.dst),
                     protocol: e.proto,
                     dport,
                 };

@@ -70,17 +70,9 @@ fn run(m: &Model<'_>, out: &mut Vec<Finding>) {
                 if seen.len() >= MAX_FLOWS || !seen.insert((s, d, e.proto, dport)) {
                     continue;
                 }
-                let end = |i: usize, ip| flow::FlowEnd {
-                    endpoint: Some(i),
-                    ip,
-                    node: m.endpoints[i].node.clone(),
-                    iface: m.endpoints[i].iface.clone(),
-                    label: m.endpoints[i].key.clone(),
-                    net_sets: Vec::new(),
-                };
                 let f = flow::Flow {
-                    src: end(s, e.orig.src),
-                    dst: end(d, e.orig.dst),
+                    src: flow::endpoint_end(m, s, e.orig.src),
+                    dst: flow::endpoint_end(m, d, e.orig.dst),
                     protocol: e.proto,
                     dport,
                 };

@@ -305,6 +305,12 @@ fn node_of_ip(model: &Model<'_>, ip: IpAddr) -> Option<String> {
     None
 }
 
+/// The flow end for endpoint `i` at address `ip` (as a conntrack entry names it), with the
+/// network sets that hold the address, as [`resolve_flow`] builds it.
+pub fn endpoint_end(model: &Model<'_>, i: usize, ip: IpAddr) -> FlowEnd {
+    end_for(model, &Target::Endpoint(i), ip)
+}
+
 fn end_for(model: &Model<'_>, target: &Target, ip: IpAddr) -> FlowEnd {
     let net_sets: Vec<usize> = model
         .net_sets

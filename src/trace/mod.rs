@@ -9,11 +9,8 @@ pub mod intent;
 pub mod kernel;
 pub mod sim;
 
-use std::net::IpAddr;
-
 use serde::Serialize;
 
-use crate::calico::names::Direction;
 use crate::checks::Finding;
 use crate::model::Model;
 use crate::model::node::{ChainRole, NodeModel};
@@ -120,10 +117,10 @@ pub fn trace_flow(
         }
         (a, b) => {
             if let Some(a) = a.filter(|_| f.src.endpoint.is_some()) {
-                hops.push((a, f.src.iface.clone(), route_dev(a, f.dst.ip)));
+                hops.push((a, f.src.iface.clone(), a.route_dev(f.dst.ip)));
             }
             if let Some(b) = b.filter(|_| f.dst.endpoint.is_some()) {
-                hops.push((b, route_dev(b, f.src.ip), f.dst.iface.clone()));
+                hops.push((b, b.route_dev(f.src.ip), f.dst.iface.clone()));
             }
         }
     }
@@ -177,7 +174,7 @@ pub fn trace_flow(
     let (explanation, codes) = if agree || dp == "unknown" || intent_verdict == "unknown" {
         (None, Vec::new())
     } else {
-        reconcile(model, findings, f, &iv, deny_step.as_ref(), &path)
+        reconcile(findings, f, &iv, deny_step.as_ref(), &path)
     };
     let nodes: Vec<String> = hops.iter().map(|h| h.0.name.clone()).collect();
     Trace {
@@ -216,10 +213,6 @@ fn worst(a: sim::Verdict, b: sim::Verdict) -> sim::Verdict {
     }
 }
 
-fn route_dev(n: &NodeModel<'_>, ip: IpAddr) -> Option<String> {
-    n.route_dev(ip)
-}
-
 fn path_step(model: &Model<'_>, n: &NodeModel<'_>, path: &str, s: &sim::Step) -> PathStep {
     let policy = match n.chains.get(&s.chain) {
         Some(ChainRole::Policy { policy, .. }) => Some(model.policies[*policy].display.clone()),
@@ -248,7 +241,6 @@ fn path_step(model: &Model<'_>, n: &NodeModel<'_>, path: &str, s: &sim::Step) ->
 
 /// Why intent and dataplane part, in one line, and the findings that explain it.
 fn reconcile(
-    model: &Model<'_>,
     findings: &[Finding],
     f: &flow::Flow,
     iv: &intent::IntentVerdict,
@@ -343,7 +335,6 @@ fn reconcile(
         .filter(|x| x.code == "CAL041" && x.subjects.iter().any(|s| s.kind == "ip" && s.name == ip))
         .map(|x| x.code.clone())
         .collect();
-    let _ = (Direction::Ingress, model);
     (
         Some(format!(
             "{why} denies it, but the dataplane accepts it{accept}{}",
