@@ -795,9 +795,11 @@ fn expected_sets(
                 }
                 // Named ports: one `hash:ip,port` set per port name, filtered by the selector.
                 for port in named {
-                    let base = side.positive.clone().unwrap_or_else(|| {
-                        Selector::parse("all()").unwrap_or_else(|_| unreachable_all())
-                    });
+                    // No positive selector: Felix filters by all().
+                    let base = side
+                        .positive
+                        .clone()
+                        .unwrap_or_else(|| Selector::from_node(crate::calico::selector::Node::All));
                     let proto = names::named_port_protocol(r.protocol.as_deref(), version);
                     let id = names::named_port_ipset_id(
                         &base.unique_id(),
@@ -823,11 +825,6 @@ fn expected_sets(
         }
     }
     node.expected_sets = sets;
-}
-
-/// `all()` always parses; this only satisfies the type checker without a panic path.
-fn unreachable_all() -> Selector {
-    Selector::from_node(crate::calico::selector::Node::All)
 }
 
 /// Members of a selector's set: every matching endpoint's and network set's addresses.
