@@ -12,6 +12,7 @@ pub mod checks;
 pub mod model;
 pub mod parse;
 pub mod report;
+pub mod timing;
 pub mod trace;
 
 use std::path::Path;
@@ -56,14 +57,15 @@ pub fn analyze(path: &Path) -> Result<Analysis, OpenError> {
 
 /// [`analyze`], with flows to explain.
 pub fn analyze_with(path: &Path, opts: &AnalyzeOptions) -> Result<Analysis, OpenError> {
-    Ok(analyze_bundle(Bundle::open(path)?, opts))
+    let bundle = timing::phase("open", || Bundle::open(path))?;
+    Ok(analyze_bundle(bundle, opts))
 }
 
 /// Model and check an opened bundle.
 pub fn analyze_bundle(bundle: Bundle, opts: &AnalyzeOptions) -> Analysis {
-    let model = Model::build(&bundle);
-    let findings = checks::run_all(&model);
-    let nodes_detail = report::detail::nodes_detail(&model);
+    let model = timing::phase("model", || Model::build(&bundle));
+    let findings = timing::phase("checks", || checks::run_all(&model));
+    let nodes_detail = timing::phase("detail", || report::detail::nodes_detail(&model));
     let mut traces = Vec::new();
     let mut trace_errors = Vec::new();
     for (from, to) in &opts.traces {
@@ -72,12 +74,14 @@ pub fn analyze_bundle(bundle: Bundle, opts: &AnalyzeOptions) -> Analysis {
             Err(e) => trace_errors.push(format!("--trace {from},{to}: {e}")),
         }
     }
-    traces.extend(unreplied_traces(&model, &findings));
-    let kernel_traces = trace::kernel::kernel_traces(&model);
+    timing::phase("traces", || {
+        traces.extend(unreplied_traces(&model, &findings))
+    });
+    let kernel_traces = timing::phase("kernel traces", || trace::kernel::kernel_traces(&model));
     let steps_not_checked = not_checked(&model);
     let version = model.version.clone();
     let dataplane = model.dataplane;
-    drop(model);
+    timing::phase("drop model", || drop(model));
     Analysis {
         bundle,
         findings,

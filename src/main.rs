@@ -188,13 +188,15 @@ fn analyze(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     if let Some(e) = analysis.trace_errors.first() {
         anyhow::bail!("{e}");
     }
-    let report = analysis.report();
+    let report = calisnap::timing::phase("report", || analysis.report());
     let templates = args.templates.as_deref();
-    let rendered = match args.format {
-        Format::Json => calisnap::report::render_json(&report),
-        Format::Md => calisnap::report::render_markdown(&report, templates)?,
-        Format::Html => calisnap::report::render_html(&report, templates)?,
-    };
+    let rendered = calisnap::timing::phase("render", || {
+        Ok::<_, anyhow::Error>(match args.format {
+            Format::Json => calisnap::report::render_json(&report),
+            Format::Md => calisnap::report::render_markdown(&report, templates)?,
+            Format::Html => calisnap::report::render_html(&report, templates)?,
+        })
+    })?;
     let target = match args.output.as_deref() {
         Some("-") => None,
         Some(p) => Some(PathBuf::from(p)),
