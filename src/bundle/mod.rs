@@ -100,12 +100,27 @@ pub struct Artifact {
     /// The text itself, kept for small artifacts so reports can show the lines around a piece
     /// of evidence ([`KEEP_TEXT_BYTES`]); big logs and conntrack tables are not kept.
     pub text: Option<std::sync::Arc<str>>,
+    /// Where each line of `text` starts, built on first use (evidence lookups by line).
+    line_starts: std::sync::OnceLock<Vec<usize>>,
 }
 
 /// Artifacts up to this size keep their text for evidence context.
 pub const KEEP_TEXT_BYTES: usize = 8 << 20;
 
 impl Artifact {
+    /// Line `n` (1-based) of the kept text, without its line ending (as
+    /// [`parse::numbered_lines`] gives it). `None` when the text was not kept or is shorter.
+    pub fn line(&self, n: usize) -> Option<&str> {
+        let text = self.text.as_deref()?;
+        let starts = self.line_starts.get_or_init(|| parse::line_starts(text));
+        parse::line_at(text, starts, n)
+    }
+
+    /// Lines `first..=last` (1-based, clipped to the kept text) with their numbers.
+    pub fn lines(&self, first: usize, last: usize) -> impl Iterator<Item = (usize, &str)> {
+        (first.max(1)..=last).map_while(move |n| self.line(n).map(|l| (n, l)))
+    }
+
     /// Every problem met while reading and parsing this artifact, by line.
     pub fn errors(&self) -> Vec<ParseError> {
         let mut all: Vec<ParseError> = self.notes.clone();
@@ -197,6 +212,7 @@ impl Bundle {
                     parsed: merge_chunks(parts),
                     notes: entry.notes,
                     text: None,
+                    line_starts: Default::default(),
                 },
             ));
         }
@@ -205,10 +221,19 @@ impl Bundle {
 
     /// The text of a small artifact, by its path in the bundle.
     pub fn text_of(&self, path: &str) -> Option<&str> {
-        self.artifacts
-            .iter()
-            .find(|a| a.path == path)
-            .and_then(|a| a.text.as_deref())
+        self.artifact(path).and_then(|a| a.text.as_deref())
+    }
+
+    /// The artifact at this path in the bundle.
+    pub fn artifact(&self, path: &str) -> Option<&Artifact> {
+        // Sorted by path (see `assemble`); the first of duplicate paths wins.
+        let i = self.artifacts.partition_point(|a| a.path.as_str() < path);
+        self.artifacts.get(i).filter(|a| a.path == path)
+    }
+
+    /// Line `n` (1-based) of a kept artifact text (see [`Artifact::line`]).
+    pub fn line(&self, path: &str, n: usize) -> Option<&str> {
+        self.artifact(path)?.line(n)
     }
 
     /// Artifacts of one kind.
@@ -630,6 +655,7 @@ fn process(path: &str, e: Entry, kind: ArtifactKind) -> Artifact {
         parsed,
         notes,
         text: keep.then(|| std::sync::Arc::from(text)),
+        line_starts: Default::default(),
     }
 }
 

@@ -1,6 +1,6 @@
 //! CAL063: established connections between endpoints that the current policies would deny.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use super::{Check, Evidence, Finding, Severity, Step};
 use crate::model::Model;
@@ -26,6 +26,11 @@ connection opened before a policy change keeps working until it closes, while ne
 between the same pods are dropped. "It works from one client but not from another" often is
 exactly this.
 
+Flows to the same destination port that the same policy rule denies are one finding, naming
+up to 10 source endpoints and quoting the first conntrack lines; at most 500 distinct flows
+(source, destination, protocol, port) are evaluated per node, the first in the table (the
+findings of a node with more say so).
+
 ## Example
 `demo/client → demo/web:80` is established on node-1, but the only policy selecting `web`
 admits `app=allowed` only.
@@ -41,16 +46,48 @@ allowed, fix the policy.
     run,
 };
 
-/// Distinct flows evaluated per node, at most (a conntrack table can hold a million entries).
-const MAX_FLOWS: usize = 2_000;
+/// Distinct flows evaluated per node, at most (a conntrack table can hold a million entries,
+/// and each flow is a full policy evaluation). Findings of a node past it say so.
+const MAX_FLOWS: usize = 500;
+
+/// Sources named in one finding; the rest are counted.
+const MAX_SOURCES_SHOWN: usize = 10;
+
+/// Conntrack evidence lines kept per finding.
+const MAX_EVIDENCE: usize = 3;
+
+/// One established flow the policies deny now.
+struct Denied {
+    src: usize,
+    src_ip: std::net::IpAddr,
+    dst_ip: std::net::IpAddr,
+    path: String,
+    line: usize,
+    excerpt: String,
+}
+
+/// Denied flows to one destination port, decided by the same policy rule: one finding.
+struct Group {
+    dst: usize,
+    dport: Option<u16>,
+    deciding: Option<intent::PolicyHit>,
+    flows: Vec<Denied>,
+}
 
 fn run(m: &Model<'_>, out: &mut Vec<Finding>) {
     if !m.has_cluster_resources() {
         return;
     }
     let by_ip = m.endpoints_by_ip();
+    let mut plans = intent::PlanCache::default();
     for node in &m.nodes {
         let mut seen = BTreeSet::new();
+        // Keyed by destination, port and deciding rule, in the order first met.
+        let mut groups: Vec<Group> = Vec::new();
+        let mut group_of: HashMap<
+            (usize, u8, Option<u16>, Option<(String, Option<usize>)>),
+            usize,
+        > = HashMap::new();
         for ct in &node.conntrack {
             for e in &ct.data.entries {
                 let established = match e.state {
@@ -76,7 +113,7 @@ fn run(m: &Model<'_>, out: &mut Vec<Finding>) {
                     protocol: e.proto,
                     dport,
                 };
-                let iv = intent::evaluate(m, &f);
+                let iv = intent::evaluate_cached(m, &f, &mut plans);
                 if iv.verdict != intent::Verdict::Deny {
                     continue;
                 }
@@ -84,55 +121,128 @@ fn run(m: &Model<'_>, out: &mut Vec<Finding>) {
                     .into_iter()
                     .filter(|d| d.verdict == intent::Verdict::Deny)
                     .find_map(|d| d.deciding.clone());
-                let port = dport.map(|p| format!(":{p}")).unwrap_or_default();
-                let mut finding = Finding::of(
-                    &CHECK,
-                    format!(
-                        "Established {} → {}{port} would be denied now",
-                        f.src.label, f.dst.label
-                    ),
-                    format!(
-                        "{} → {}{port} is established in {}'s conntrack table, but the current policies deny it{}: it works only because Felix accepts established connections before policy.",
-                        f.src.label,
-                        f.dst.label,
-                        node.name,
-                        deciding
-                            .as_ref()
-                            .map(|h| format!(" ({} in {})", h.action.as_str(), h.policy))
-                            .unwrap_or_default()
-                    ),
-                )
-                .on_node(&node.name)
-                .subject("endpoint", &f.src.label)
-                .subject("endpoint", &f.dst.label)
-                .evidence(Evidence {
+                let key = (
+                    d,
+                    e.proto,
+                    dport,
+                    deciding
+                        .as_ref()
+                        .map(|h| (h.policy.clone(), h.rule_line.or(h.line))),
+                );
+                let gi = *group_of.entry(key).or_insert_with(|| {
+                    groups.push(Group {
+                        dst: d,
+                        dport,
+                        deciding: deciding.clone(),
+                        flows: Vec::new(),
+                    });
+                    groups.len() - 1
+                });
+                let line = e.line as usize;
+                groups[gi].flows.push(Denied {
+                    src: s,
+                    src_ip: e.orig.src,
+                    dst_ip: e.orig.dst,
                     path: ct.path().to_string(),
-                    line: e.line as usize,
-                    excerpt: super::line_text(m, ct.path(), e.line as usize)
-                        .unwrap_or_else(|| entry_text(e)),
-                })
-                .confirm(format!(
-                    "conntrack -L -s {} -d {}   # on {}",
-                    e.orig.src, e.orig.dst, node.name
-                ))
-                .fix(format!(
-                    "If the policy is right, end the old connections (conntrack -D -s {} -d {}); otherwise allow the flow in the policy.",
-                    e.orig.src, e.orig.dst
-                ));
-                if let Some(h) = &deciding {
-                    finding = finding.subject("policy", &h.policy);
-                    if let (Some(p), Some(l)) = (&h.path, h.rule_line.or(h.line)) {
-                        finding = finding.evidence(Evidence {
-                            path: p.clone(),
-                            line: l,
-                            excerpt: super::line_text(m, p, l).unwrap_or_default(),
-                        });
-                    }
-                }
-                out.push(finding);
+                    line,
+                    excerpt: super::line_text(m, ct.path(), line).unwrap_or_else(|| entry_text(e)),
+                });
             }
         }
+        let capped = seen.len() >= MAX_FLOWS;
+        out.extend(groups.into_iter().map(|g| {
+            let mut f = finding(m, &node.name, g);
+            if capped {
+                f.message.push_str(&format!(
+                    " Only the first {MAX_FLOWS} distinct established flows between endpoints in {}'s table were evaluated.",
+                    node.name
+                ));
+            }
+            f
+        }));
     }
+}
+
+fn finding(m: &Model<'_>, node: &str, g: Group) -> Finding {
+    let dst = &m.endpoints[g.dst].key;
+    let port = g.dport.map(|p| format!(":{p}")).unwrap_or_default();
+    let why = g
+        .deciding
+        .as_ref()
+        .map(|h| format!(" ({} in {})", h.action.as_str(), h.policy))
+        .unwrap_or_default();
+    let first = &g.flows[0];
+    let mut sources: Vec<&str> = Vec::new();
+    for f in &g.flows {
+        let key = m.endpoints[f.src].key.as_str();
+        if !sources.contains(&key) {
+            sources.push(key);
+        }
+    }
+    let (title, message) = if g.flows.len() == 1 {
+        let src = sources[0];
+        (
+            format!("Established {src} → {dst}{port} would be denied now"),
+            format!(
+                "{src} → {dst}{port} is established in {node}'s conntrack table, but the current policies deny it{why}: it works only because Felix accepts established connections before policy."
+            ),
+        )
+    } else {
+        let shown = sources
+            .iter()
+            .take(MAX_SOURCES_SHOWN)
+            .copied()
+            .collect::<Vec<_>>()
+            .join(", ");
+        let more = sources.len().saturating_sub(MAX_SOURCES_SHOWN);
+        let more = if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        };
+        (
+            format!(
+                "Established flows from {} endpoints → {dst}{port} would be denied now",
+                sources.len()
+            ),
+            format!(
+                "{} flows to {dst}{port} are established in {node}'s conntrack table (from {shown}{more}), but the current policies deny them{why}: they work only because Felix accepts established connections before policy.",
+                g.flows.len()
+            ),
+        )
+    };
+    let mut finding = Finding::of(&CHECK, title, message).on_node(node);
+    for src in sources.iter().take(MAX_SOURCES_SHOWN) {
+        finding = finding.subject("endpoint", *src);
+    }
+    finding = finding.subject("endpoint", dst);
+    for f in g.flows.iter().take(MAX_EVIDENCE) {
+        finding = finding.evidence(Evidence {
+            path: f.path.clone(),
+            line: f.line,
+            excerpt: f.excerpt.clone(),
+        });
+    }
+    finding = finding
+        .confirm(format!(
+            "conntrack -L -s {} -d {}   # on {node}",
+            first.src_ip, first.dst_ip
+        ))
+        .fix(format!(
+            "If the policy is right, end the old connections (conntrack -D -s {} -d {}, for each source); otherwise allow the flow in the policy.",
+            first.src_ip, first.dst_ip
+        ));
+    if let Some(h) = &g.deciding {
+        finding = finding.subject("policy", &h.policy);
+        if let (Some(p), Some(l)) = (&h.path, h.rule_line.or(h.line)) {
+            finding = finding.evidence(Evidence {
+                path: p.clone(),
+                line: l,
+                excerpt: super::line_text(m, p, l).unwrap_or_default(),
+            });
+        }
+    }
+    finding
 }
 
 #[cfg(test)]
@@ -164,6 +274,35 @@ mod tests {
                 .excerpt
                 .contains("src=10.65.0.8 dst=10.65.0.7")
         );
+    }
+
+    #[test]
+    fn denied_flows_to_one_port_from_several_sources_are_one_finding() {
+        // As above, plus backend → web:80 (denied by the same end of tier) and a second
+        // client → web:80 connection (the same flow, counted once).
+        let a = analyze("testdata/checks/CAL063-established-denied-grouped");
+        let f: Vec<_> = a.findings.iter().filter(|f| f.code == "CAL063").collect();
+        assert_eq!(f.len(), 1, "{f:#?}");
+        let f = f[0];
+        assert_eq!(
+            f.title,
+            "Established flows from 2 endpoints → demo/web:80 would be denied now"
+        );
+        assert!(
+            f.message.starts_with("2 flows to demo/web:80"),
+            "{}",
+            f.message
+        );
+        let has = |k: &str, n: &str| f.subjects.iter().any(|s| s.kind == k && s.name == n);
+        assert!(has("endpoint", "demo/client") && has("endpoint", "demo/backend"));
+        assert!(has("endpoint", "demo/web") && has("policy", "demo/knp.default.trace-test"));
+        let lines: Vec<usize> = f
+            .evidence
+            .iter()
+            .filter(|e| e.path == "nodes/node-1/conntrack.txt")
+            .map(|e| e.line)
+            .collect();
+        assert_eq!(lines, vec![5, 7]);
     }
 
     #[test]

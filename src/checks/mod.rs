@@ -197,16 +197,22 @@ pub struct Finding {
 /// Run every check over the model; findings come out in a fixed order (registry order, then
 /// node, then subjects), whatever order the parsers finished in.
 pub fn run_all(model: &Model<'_>) -> Vec<Finding> {
-    let mut all = Vec::new();
-    for check in CHECKS {
-        let mut found = Vec::new();
-        (check.run)(model, &mut found);
-        found.sort_by(|a, b| {
-            (&a.node, &a.subjects, &a.message).cmp(&(&b.node, &b.subjects, &b.message))
-        });
-        all.extend(found);
-    }
-    all
+    use rayon::prelude::*;
+    // Checks are independent readers of the model: run them on the pool, keep registry order.
+    CHECKS
+        .par_iter()
+        .map(|check| {
+            let mut found = Vec::new();
+            crate::timing::phase(check.code, || (check.run)(model, &mut found));
+            found.sort_by(|a, b| {
+                (&a.node, &a.subjects, &a.message).cmp(&(&b.node, &b.subjects, &b.message))
+            });
+            found
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .flatten()
+        .collect()
 }
 
 /// docs/checks.md, generated from the registry: one section per check with its doc.
@@ -317,14 +323,7 @@ pub fn shell_quote(s: &str) -> String {
 
 /// The text of line `line` of an artifact, when its text was kept.
 pub fn line_text(m: &crate::model::Model<'_>, path: &str, line: usize) -> Option<String> {
-    if line == 0 {
-        return None;
-    }
-    m.bundle
-        .text_of(path)?
-        .lines()
-        .nth(line - 1)
-        .map(|l| l.trim_end_matches('\r').to_string())
+    m.bundle.line(path, line).map(str::to_string)
 }
 
 /// The first line at or after `from` containing `needle`, with its text.
@@ -334,12 +333,11 @@ pub fn find_line(
     from: usize,
     needle: &str,
 ) -> Option<(usize, String)> {
-    let text = m.bundle.text_of(path)?;
-    text.lines()
-        .enumerate()
-        .skip(from.saturating_sub(1))
+    m.bundle
+        .artifact(path)?
+        .lines(from.max(1), usize::MAX)
         .find(|(_, l)| l.contains(needle))
-        .map(|(i, l)| (i + 1, l.trim_end_matches('\r').to_string()))
+        .map(|(n, l)| (n, l.to_string()))
 }
 
 /// How the user re-applies a policy: calicoctl for Calico kinds, kubectl for Kubernetes ones.
@@ -398,12 +396,11 @@ pub fn find_field_line(
     key: &str,
     value: &str,
 ) -> Option<(usize, String)> {
-    let text = m.bundle.text_of(path)?;
     let value = value.trim();
-    text.lines()
-        .enumerate()
-        .skip(from.saturating_sub(1))
-        .take(400)
+    let from = from.max(1);
+    m.bundle
+        .artifact(path)?
+        .lines(from, from + 399)
         .find(|(_, l)| {
             let t = l.trim_start().trim_start_matches("- ");
             t.strip_prefix(key)
@@ -413,5 +410,5 @@ pub fn find_field_line(
                     v == value || (!value.is_empty() && r.contains(value))
                 })
         })
-        .map(|(i, l)| (i + 1, l.trim_end_matches('\r').to_string()))
+        .map(|(n, l)| (n, l.to_string()))
 }

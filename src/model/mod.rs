@@ -12,6 +12,7 @@ pub mod endpoints;
 pub mod flows;
 pub mod index;
 pub mod logsig;
+pub mod netindex;
 pub mod node;
 pub mod policies;
 pub mod version;
@@ -195,10 +196,14 @@ pub struct Model<'b> {
     pub policies: Vec<Policy>,
     /// Endpoints (`Endpoint` index) each policy applies to, by policy index.
     pub policy_endpoints: Vec<Vec<usize>>,
+    /// The same, inverted: policies (ascending) that apply to each endpoint, by endpoint index.
+    pub endpoint_policies: Vec<Vec<usize>>,
     /// Label index over endpoints and network sets (IP set membership).
     pub member_index: LabelIndex,
     /// Label index over endpoints only (policy selection).
     pub endpoint_index: LabelIndex,
+    /// Network sets by the nets they hold (which sets contain an address).
+    pub net_set_index: netindex::NetIndex,
     pub nodes: Vec<NodeModel<'b>>,
 }
 
@@ -224,7 +229,14 @@ impl<'b> Model<'b> {
                 Ok(sel) if !p.staged => endpoint_index.matching(sel, |i| &endpoints[i].labels),
                 _ => Vec::new(),
             })
-            .collect();
+            .collect::<Vec<Vec<usize>>>();
+        let mut endpoint_policies = vec![Vec::new(); endpoints.len()];
+        for (pi, eps) in policy_endpoints.iter().enumerate() {
+            for &e in eps {
+                endpoint_policies[e].push(pi);
+            }
+        }
+        let net_set_index = netindex::NetIndex::new(net_sets.len(), |i| net_sets[i].nets.iter());
         let mut model = Model {
             bundle,
             resources,
@@ -235,8 +247,10 @@ impl<'b> Model<'b> {
             net_sets,
             policies,
             policy_endpoints,
+            endpoint_policies,
             member_index,
             endpoint_index,
+            net_set_index,
             nodes: Vec::new(),
         };
         model.nodes = node::nodes(&model);

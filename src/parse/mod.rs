@@ -43,6 +43,66 @@ pub fn numbered_lines(text: &str, first_line: usize) -> impl Iterator<Item = (us
         .map(move |(i, l)| (first_line + i, l.strip_suffix('\r').unwrap_or(l)))
 }
 
+/// A text with the start of every line indexed: line `n` in constant time, each line as
+/// [`numbered_lines`] gives it (without `\n`, `\r\n` or a last `\r`).
+pub struct LineIndex<'a> {
+    text: &'a str,
+    starts: Vec<usize>,
+}
+
+impl<'a> LineIndex<'a> {
+    pub fn new(text: &'a str) -> LineIndex<'a> {
+        LineIndex {
+            text,
+            starts: line_starts(text),
+        }
+    }
+
+    /// Lines in the text.
+    pub fn len(&self) -> usize {
+        self.starts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.starts.is_empty()
+    }
+
+    /// Line `n` (1-based).
+    pub fn line(&self, n: usize) -> Option<&'a str> {
+        line_at(self.text, &self.starts, n)
+    }
+
+    /// Lines `first..=last` (1-based, clipped to the text) with their numbers.
+    pub fn lines(&self, first: usize, last: usize) -> impl Iterator<Item = (usize, &'a str)> + '_ {
+        (first.max(1)..=last.min(self.len())).filter_map(|n| self.line(n).map(|l| (n, l)))
+    }
+}
+
+/// Byte offsets where the lines of `text` start.
+pub fn line_starts(text: &str) -> Vec<usize> {
+    let mut starts = Vec::with_capacity(text.len() / 64 + 1);
+    if !text.is_empty() {
+        starts.push(0);
+    }
+    starts.extend(
+        memchr::memchr_iter(b'\n', text.as_bytes())
+            .map(|i| i + 1)
+            .filter(|&i| i < text.len()),
+    );
+    starts
+}
+
+/// Line `n` (1-based) of `text` given its [`line_starts`], as [`numbered_lines`] gives it.
+pub fn line_at<'a>(text: &'a str, starts: &[usize], n: usize) -> Option<&'a str> {
+    let start = *starts.get(n.checked_sub(1)?)?;
+    let end = starts.get(n).copied().unwrap_or(text.len());
+    let mut l = text.get(start..end)?;
+    if let Some(x) = l.strip_suffix('\n') {
+        l = x.strip_suffix('\r').unwrap_or(x);
+    }
+    Some(l.strip_suffix('\r').unwrap_or(l))
+}
+
 /// One artifact's parsed content, whatever its format.
 #[derive(Debug, Clone)]
 pub enum Parsed {

@@ -106,9 +106,16 @@ impl Report {
             .map(|e| (e.path.as_str(), e.line))
             .collect();
         let mut out = Vec::new();
+        // Grouped by path (the set is sorted): each text is indexed once, not scanned per line.
+        let mut current: Option<(&str, Option<crate::parse::LineIndex<'t>>)> = None;
         for (path, line) in wanted {
-            let Some(text) = text_of(path) else { continue };
-            let context = context_lines(text, line, radius);
+            if current.as_ref().is_none_or(|(p, _)| *p != path) {
+                current = Some((path, text_of(path).map(crate::parse::LineIndex::new)));
+            }
+            let Some((_, Some(index))) = &current else {
+                continue;
+            };
+            let context = index.context(line, radius);
             if !context.is_empty() {
                 out.push(EvidenceContext {
                     path: path.to_string(),
@@ -124,19 +131,23 @@ impl Report {
 /// The lines `line - radius ..= line + radius` of `text` (1-based, clipped to the text),
 /// each cut to [`CONTEXT_LINE_MAX`] characters so one huge log line cannot swell the report.
 pub fn context_lines(text: &str, line: usize, radius: usize) -> Vec<ContextLine> {
-    if line == 0 {
-        return Vec::new();
+    crate::parse::LineIndex::new(text).context(line, radius)
+}
+
+impl crate::parse::LineIndex<'_> {
+    /// [`context_lines`] over an indexed text.
+    pub fn context(&self, line: usize, radius: usize) -> Vec<ContextLine> {
+        if line == 0 {
+            return Vec::new();
+        }
+        let first = line.saturating_sub(radius).max(1);
+        self.lines(first, line.saturating_add(radius))
+            .map(|(n, l)| ContextLine {
+                line: n,
+                text: truncate_chars(l, CONTEXT_LINE_MAX),
+            })
+            .collect()
     }
-    let first = line.saturating_sub(radius).max(1);
-    let last = line.saturating_add(radius);
-    crate::parse::numbered_lines(text, 1)
-        .skip(first - 1)
-        .take_while(|(n, _)| *n <= last)
-        .map(|(n, l)| ContextLine {
-            line: n,
-            text: truncate_chars(l, CONTEXT_LINE_MAX),
-        })
-        .collect()
 }
 
 /// Longest context line kept, in characters.

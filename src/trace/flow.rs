@@ -312,13 +312,7 @@ pub fn endpoint_end(model: &Model<'_>, i: usize, ip: IpAddr) -> FlowEnd {
 }
 
 fn end_for(model: &Model<'_>, target: &Target, ip: IpAddr) -> FlowEnd {
-    let net_sets: Vec<usize> = model
-        .net_sets
-        .iter()
-        .enumerate()
-        .filter(|(_, s)| s.nets.iter().any(|n| n.contains(&ip)))
-        .map(|(i, _)| i)
-        .collect();
+    let net_sets = model.net_set_index.containing(ip);
     match target {
         Target::Endpoint(i) => {
             let e = &model.endpoints[*i];

@@ -25,6 +25,7 @@
 //! simulation of the trace).
 
 use std::cell::Cell;
+use std::collections::HashMap;
 
 use serde::Serialize;
 
@@ -293,8 +294,17 @@ impl IntentVerdict {
 
 /// Evaluate both directions of a flow.
 pub fn evaluate(model: &Model<'_>, flow: &Flow) -> IntentVerdict {
-    let egress = evaluate_direction(model, flow, Direction::Egress);
-    let ingress = evaluate_direction(model, flow, Direction::Ingress);
+    evaluate_cached(model, flow, &mut PlanCache::default())
+}
+
+/// [`evaluate`], reusing the plans of endpoints met before.
+pub fn evaluate_cached<'b>(
+    model: &Model<'b>,
+    flow: &Flow,
+    cache: &mut PlanCache<'b>,
+) -> IntentVerdict {
+    let egress = direction_cached(model, flow, Direction::Egress, cache);
+    let ingress = direction_cached(model, flow, Direction::Ingress, cache);
     let verdict = match (egress.verdict, ingress.verdict) {
         (Verdict::Deny, _) | (_, Verdict::Deny) => Verdict::Deny,
         (Verdict::Allow, Verdict::Allow) => Verdict::Allow,
@@ -309,6 +319,15 @@ pub fn evaluate(model: &Model<'_>, flow: &Flow) -> IntentVerdict {
 
 /// Evaluate one direction: egress at the source endpoint, ingress at the destination one.
 pub fn evaluate_direction(model: &Model<'_>, flow: &Flow, dir: Direction) -> DirectionResult {
+    direction_cached(model, flow, dir, &mut PlanCache::default())
+}
+
+fn direction_cached<'b>(
+    model: &Model<'b>,
+    flow: &Flow,
+    dir: Direction,
+    cache: &mut PlanCache<'b>,
+) -> DirectionResult {
     let end = match dir {
         Direction::Egress => &flow.src,
         Direction::Ingress => &flow.dst,
@@ -330,14 +349,25 @@ pub fn evaluate_direction(model: &Model<'_>, flow: &Flow, dir: Direction) -> Dir
             )],
         };
     };
-    let ev = Eval::new(model, flow, dir, ei);
+    let plan = cache
+        .plans
+        .entry((ei, dir))
+        .or_insert_with(|| Plan::new(model, dir, ei));
+    let ev = Eval {
+        model,
+        flow,
+        dir,
+        ep: ei,
+        plan,
+        budget: Cell::new(BRANCH_BUDGET),
+    };
     let mut acc = ev.run(
         Pos::Tier { t: 0, p: 0, r: 0 },
         Acc {
             verdict: Verdict::Unknown,
             steps: Vec::new(),
             checked: Vec::new(),
-            notes: ev.notes.clone(),
+            notes: ev.plan.notes.clone(),
         },
     );
     let mut n = 0;
@@ -356,7 +386,7 @@ pub fn evaluate_direction(model: &Model<'_>, flow: &Flow, dir: Direction) -> Dir
         steps: acc.steps,
         deciding,
         checked: acc.checked,
-        staged: ev.staged,
+        staged: ev.plan.staged.clone(),
         notes: acc.notes,
     }
 }
@@ -443,20 +473,33 @@ fn act(action: &str) -> Act {
     }
 }
 
+/// What applies to one endpoint in one direction, whatever the flow: the policies in Felix's
+/// order, by tier, then the profiles.
+pub struct Plan<'b> {
+    tiers: Vec<TierPlan>,
+    profiles: Vec<ProfilePlan<'b>>,
+    staged: Vec<String>,
+    notes: Vec<String>,
+}
+
+/// Plans computed so far, by endpoint and direction: evaluating many flows between the same
+/// endpoints (a conntrack table) orders their policies once.
+#[derive(Default)]
+pub struct PlanCache<'b> {
+    plans: HashMap<(usize, Direction), Plan<'b>>,
+}
+
 struct Eval<'a, 'b> {
     model: &'a Model<'b>,
     flow: &'a Flow,
     dir: Direction,
     ep: usize,
-    tiers: Vec<TierPlan>,
-    profiles: Vec<ProfilePlan<'b>>,
-    staged: Vec<String>,
-    notes: Vec<String>,
+    plan: &'a Plan<'b>,
     budget: Cell<usize>,
 }
 
-impl<'a, 'b> Eval<'a, 'b> {
-    fn new(model: &'a Model<'b>, flow: &'a Flow, dir: Direction, ep: usize) -> Self {
+impl<'b> Plan<'b> {
+    fn new(model: &Model<'b>, dir: Direction, ep: usize) -> Self {
         let endpoint = &model.endpoints[ep];
         let mut notes = Vec::new();
         let mut staged = Vec::new();
@@ -465,11 +508,11 @@ impl<'a, 'b> Eval<'a, 'b> {
             if !p.types.governs(dir) {
                 continue;
             }
-            let selects = match &p.selector {
-                Ok(sel) => sel.evaluate(&endpoint.labels),
-                Err(_) => false,
-            };
             if p.staged {
+                let selects = match &p.selector {
+                    Ok(sel) => sel.evaluate(&endpoint.labels),
+                    Err(_) => false,
+                };
                 if selects {
                     staged.push(format!(
                         "{} (tier {}): staged: not enforced",
@@ -478,7 +521,7 @@ impl<'a, 'b> Eval<'a, 'b> {
                 }
                 continue;
             }
-            if !model.policy_endpoints[pi].contains(&ep) {
+            if model.endpoint_policies[ep].binary_search(&pi).is_err() {
                 continue;
             }
             if !p.enforced() {
@@ -549,19 +592,16 @@ impl<'a, 'b> Eval<'a, 'b> {
             .iter()
             .map(|name| profile_plan(model, name, dir))
             .collect();
-        Eval {
-            model,
-            flow,
-            dir,
-            ep,
+        Plan {
             tiers,
             profiles,
             staged,
             notes,
-            budget: Cell::new(BRANCH_BUDGET),
         }
     }
+}
 
+impl<'a, 'b> Eval<'a, 'b> {
     /// Evaluate from `pos` to a verdict.
     fn run(&self, mut pos: Pos, mut acc: Acc) -> Acc {
         loop {
@@ -586,7 +626,7 @@ impl<'a, 'b> Eval<'a, 'b> {
             p: 0,
             r: 0,
         };
-        let Some(plan) = self.tiers.get(t) else {
+        let Some(plan) = self.plan.tiers.get(t) else {
             return Next::Go(Pos::Profile { k: 0, r: 0 }, acc);
         };
         let Some(&pi) = plan.policies.get(p) else {
@@ -622,8 +662,8 @@ impl<'a, 'b> Eval<'a, 'b> {
     /// Rule `r` of profile `k`, or the end of the profiles.
     fn profile_step(&self, k: usize, r: usize, mut acc: Acc) -> Next {
         let next_profile = Pos::Profile { k: k + 1, r: 0 };
-        let Some(prof) = self.profiles.get(k) else {
-            let note = if self.profiles.is_empty() {
+        let Some(prof) = self.plan.profiles.get(k) else {
+            let note = if self.plan.profiles.is_empty() {
                 format!(
                     "{} has no profiles and no policy decided: Felix drops",
                     self.model.endpoints[self.ep].key
