@@ -161,7 +161,8 @@ pub struct Rule {
 /// `-p -s -d -i -o -f`, and for options given without `-m`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Match {
-    pub module: Option<String>,
+    /// Borrowed for the modules this parser knows (no allocation per match), owned otherwise.
+    pub module: Option<Cow<'static, str>>,
     /// Preceded by `!`. For `AddrType`/`RpFilter` negation lives inside the kind.
     pub negated: bool,
     pub kind: MatchKind,
@@ -289,7 +290,8 @@ pub struct RpFilter {
 /// `-j NAME …` or `-g NAME`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Target {
-    pub name: String,
+    /// Borrowed for known targets (`ACCEPT`, `MARK`, …), owned for user chains.
+    pub name: Cow<'static, str>,
     /// `-g`/`--goto` rather than `-j`/`--jump`.
     pub goto: bool,
     /// The arguments after the name, unquoted, as written.
@@ -504,63 +506,106 @@ impl Tok<'_> {
 /// Split like `iptables-restore` does: blanks separate, `"…"` groups, and inside quotes a
 /// backslash takes the next character literally (iptables-save writes `\"` and `\\`).
 /// Returns false when a quote is left open (a truncated line); the rest becomes the token.
+///
+/// Nearly every token is a bare word or one whole `"…"` without escapes: those are borrowed
+/// from the line by a fast scan. A token mixing quotes and bare text, or holding an escape,
+/// takes the general path ([`token_general`]), which gives the same result for the simple
+/// shapes too (the unit tests compare both).
 fn tokenize<'a>(s: &'a str, out: &mut Vec<Tok<'a>>) -> bool {
     out.clear();
     let b = s.as_bytes();
     let n = b.len();
     let mut i = 0;
     let mut closed = true;
-    while i < n {
+    loop {
         while i < n && (b[i] == b' ' || b[i] == b'\t') {
             i += 1;
         }
         if i >= n {
             break;
         }
-        let mut seg = i;
-        // Pieces of the token between quotes and escapes. Most tokens are one piece (a bare
-        // word, or a whole `"…"`), which is borrowed; only several pieces allocate.
-        let mut pieces = Pieces::default();
-        let mut quoted = false;
-        let mut in_q = false;
-        while i < n {
-            let c = b[i];
-            if in_q {
-                if c == b'\\' && i + 1 < n {
-                    pieces.push(s, seg, i);
-                    seg = i + 1;
-                    i += 2;
-                } else if c == b'"' {
-                    pieces.push(s, seg, i);
-                    in_q = false;
-                    i += 1;
-                    seg = i;
-                } else {
-                    i += 1;
-                }
-            } else if c == b' ' || c == b'\t' {
-                break;
+        let start = i;
+        if b[i] != b'"' {
+            while i < n && !matches!(b[i], b' ' | b'\t' | b'"') {
+                i += 1;
+            }
+            if i >= n || b[i] != b'"' {
+                // Blank, quote and end are ASCII: both ends are char boundaries.
+                out.push(Tok {
+                    s: Cow::Borrowed(s.get(start..i).unwrap_or("")),
+                    quoted: false,
+                });
+                continue;
+            }
+        } else if let Some(q) = b
+            .get(i + 1..)
+            .and_then(|rest| memchr::memchr2(b'"', b'\\', rest))
+        {
+            let end = i + 1 + q;
+            if b[end] == b'"' && (end + 1 >= n || b[end + 1] == b' ' || b[end + 1] == b'\t') {
+                out.push(Tok {
+                    s: Cow::Borrowed(s.get(i + 1..end).unwrap_or("")),
+                    quoted: true,
+                });
+                i = end + 1;
+                continue;
+            }
+        }
+        let (tok, next, ok) = token_general(s, start);
+        out.push(tok);
+        closed &= ok;
+        i = next;
+    }
+    closed
+}
+
+/// One token starting at `start` (not a blank), by the full rules: quotes may open and close
+/// anywhere in the token, and inside them a backslash escapes the next character. Returns the
+/// token, the index after it, and false when a quote was left open.
+fn token_general(s: &str, start: usize) -> (Tok<'_>, usize, bool) {
+    let b = s.as_bytes();
+    let n = b.len();
+    let mut i = start;
+    let mut seg = i;
+    // Pieces of the token between quotes and escapes. A token of one piece is borrowed;
+    // only several pieces allocate.
+    let mut pieces = Pieces::default();
+    let mut quoted = false;
+    let mut in_q = false;
+    while i < n {
+        let c = b[i];
+        if in_q {
+            if c == b'\\' && i + 1 < n {
+                pieces.push(s, seg, i);
+                seg = i + 1;
+                i += 2;
             } else if c == b'"' {
                 pieces.push(s, seg, i);
-                in_q = true;
-                quoted = true;
+                in_q = false;
                 i += 1;
                 seg = i;
             } else {
                 i += 1;
             }
+        } else if c == b' ' || c == b'\t' {
+            break;
+        } else if c == b'"' {
+            pieces.push(s, seg, i);
+            in_q = true;
+            quoted = true;
+            i += 1;
+            seg = i;
+        } else {
+            i += 1;
         }
-        if in_q {
-            closed = false;
-        }
-        // An escape can step `i` past the end or into a multi-byte char; `get` guards it.
-        pieces.push(s, seg, i.min(n));
-        out.push(Tok {
-            s: pieces.finish(s),
-            quoted,
-        });
     }
-    closed
+    // An escape can step `i` past the end or into a multi-byte char; `get` guards it.
+    pieces.push(s, seg, i.min(n));
+    let tok = Tok {
+        s: pieces.finish(s),
+        quoted,
+    };
+    (tok, i, !in_q)
 }
 
 #[derive(Default)]
@@ -610,8 +655,12 @@ fn parse_u32_auto(s: &str) -> Option<u32> {
 
 /// `V` or `V/M`, hex or decimal.
 fn parse_mark(s: &str) -> Option<(u32, Option<u32>)> {
-    match s.split_once('/') {
-        Some((v, m)) => Some((parse_u32_auto(v)?, Some(parse_u32_auto(m)?))),
+    // `/` is ASCII, so both sides of it are char boundaries.
+    match memchr::memchr(b'/', s.as_bytes()) {
+        Some(k) => Some((
+            parse_u32_auto(s.get(..k)?)?,
+            Some(parse_u32_auto(s.get(k + 1..)?)?),
+        )),
         None => Some((parse_u32_auto(s)?, None)),
     }
 }
@@ -734,28 +783,30 @@ fn is_core_tok(t: &Tok<'_>) -> bool {
     !t.quoted && is_core_option(&t.s)
 }
 
-/// The modules whose options are understood (others are kept verbatim).
-fn is_known_module(m: &str) -> bool {
-    matches!(
-        m,
-        "comment"
-            | "set"
-            | "mark"
-            | "multiport"
-            | "tcp"
-            | "udp"
-            | "sctp"
-            | "udplite"
-            | "dccp"
-            | "conntrack"
-            | "state"
-            | "addrtype"
-            | "rpfilter"
-            | "icmp"
-            | "icmp6"
-            | "icmpv6"
-            | "physdev"
-    )
+/// The modules whose options are understood (others are kept verbatim), as a `'static` name
+/// so that a match under them needs no allocation for its module.
+fn known_module(m: &str) -> Option<&'static str> {
+    let name = match m {
+        "comment" => "comment",
+        "set" => "set",
+        "mark" => "mark",
+        "multiport" => "multiport",
+        "tcp" => "tcp",
+        "udp" => "udp",
+        "sctp" => "sctp",
+        "udplite" => "udplite",
+        "dccp" => "dccp",
+        "conntrack" => "conntrack",
+        "state" => "state",
+        "addrtype" => "addrtype",
+        "rpfilter" => "rpfilter",
+        "icmp" => "icmp",
+        "icmp6" => "icmp6",
+        "icmpv6" => "icmpv6",
+        "physdev" => "physdev",
+        _ => return None,
+    };
+    Some(name)
 }
 
 /// Options that take no argument, per module.
@@ -783,9 +834,9 @@ impl SpecParser<'_, '_> {
         self.errors.push(ParseError::new(self.line, msg));
     }
 
-    fn push(&mut self, module: Option<&str>, negated: bool, kind: MatchKind) {
+    fn push(&mut self, module: Option<&'static str>, negated: bool, kind: MatchKind) {
         self.rule.matches.push(Match {
-            module: module.map(str::to_string),
+            module: module.map(Cow::Borrowed),
             negated,
             kind,
         });
@@ -811,7 +862,7 @@ impl SpecParser<'_, '_> {
     fn run(&mut self, toks: &[Tok<'_>]) {
         let mut i = 0;
         let mut neg = false;
-        let mut module: Option<&str> = None;
+        let mut module: Option<&'static str> = None;
         // Index in rule.matches of the current addrtype / rpfilter instance.
         let mut instance: Option<usize> = None;
         while i < toks.len() {
@@ -897,7 +948,7 @@ impl SpecParser<'_, '_> {
                     let name: &str = &name_tok.s;
                     i += 2;
                     instance = None;
-                    if is_known_module(name) {
+                    if let Some(name) = known_module(name) {
                         module = Some(name);
                         if name == "addrtype" {
                             instance = Some(self.rule.matches.len());
@@ -919,7 +970,11 @@ impl SpecParser<'_, '_> {
                         }
                         module = None;
                         let args = to_strings(&toks[start..i]);
-                        self.push(Some(name), false, MatchKind::Unknown { args });
+                        self.rule.matches.push(Match {
+                            module: Some(Cow::Owned(name.to_string())),
+                            negated: false,
+                            kind: MatchKind::Unknown { args },
+                        });
                     }
                 }
                 "-j" | "--jump" | "-g" | "--goto" => {
@@ -953,7 +1008,7 @@ impl SpecParser<'_, '_> {
         &mut self,
         toks: &[Tok<'_>],
         i: usize,
-        module: Option<&str>,
+        module: Option<&'static str>,
         instance: Option<usize>,
         mut neg: bool,
     ) -> usize {
@@ -1120,7 +1175,7 @@ impl SpecParser<'_, '_> {
         next
     }
 
-    fn option(&mut self, module: Option<&str>, neg: bool, name: &str, arg: &str) {
+    fn option(&mut self, module: Option<&'static str>, neg: bool, name: &str, arg: &str) {
         let kind = MatchKind::Option {
             name: name.to_string(),
             args: vec![arg.to_string()],
@@ -1138,48 +1193,62 @@ impl SpecParser<'_, '_> {
 /// Target extensions (and standard verdicts) known to iptables; a `-j NAME` with any other
 /// name and no arguments is a jump to a user chain.
 fn is_known_target(name: &str) -> bool {
-    matches!(
-        name,
-        "ACCEPT"
-            | "DROP"
-            | "RETURN"
-            | "QUEUE"
-            | "NFQUEUE"
-            | "MARK"
-            | "CONNMARK"
-            | "LOG"
-            | "NFLOG"
-            | "ULOG"
-            | "MASQUERADE"
-            | "DNAT"
-            | "SNAT"
-            | "REDIRECT"
-            | "NETMAP"
-            | "REJECT"
-            | "CT"
-            | "NOTRACK"
-            | "TRACE"
-            | "TCPMSS"
-            | "TCPOPTSTRIP"
-            | "CLASSIFY"
-            | "DSCP"
-            | "TOS"
-            | "TTL"
-            | "HL"
-            | "SET"
-            | "CHECKSUM"
-            | "AUDIT"
-            | "TEE"
-            | "TPROXY"
-            | "SECMARK"
-            | "CONNSECMARK"
-            | "IDLETIMER"
-            | "LED"
-            | "RATEEST"
-            | "HMARK"
-            | "SYNPROXY"
-            | "CLUSTERIP"
-    )
+    known_target(name).is_some()
+}
+
+/// A known target's name as a `'static` string (no allocation per rule for `ACCEPT`, …).
+fn known_target(name: &str) -> Option<&'static str> {
+    let n = match name {
+        "ACCEPT" => "ACCEPT",
+        "DROP" => "DROP",
+        "RETURN" => "RETURN",
+        "QUEUE" => "QUEUE",
+        "NFQUEUE" => "NFQUEUE",
+        "MARK" => "MARK",
+        "CONNMARK" => "CONNMARK",
+        "LOG" => "LOG",
+        "NFLOG" => "NFLOG",
+        "ULOG" => "ULOG",
+        "MASQUERADE" => "MASQUERADE",
+        "DNAT" => "DNAT",
+        "SNAT" => "SNAT",
+        "REDIRECT" => "REDIRECT",
+        "NETMAP" => "NETMAP",
+        "REJECT" => "REJECT",
+        "CT" => "CT",
+        "NOTRACK" => "NOTRACK",
+        "TRACE" => "TRACE",
+        "TCPMSS" => "TCPMSS",
+        "TCPOPTSTRIP" => "TCPOPTSTRIP",
+        "CLASSIFY" => "CLASSIFY",
+        "DSCP" => "DSCP",
+        "TOS" => "TOS",
+        "TTL" => "TTL",
+        "HL" => "HL",
+        "SET" => "SET",
+        "CHECKSUM" => "CHECKSUM",
+        "AUDIT" => "AUDIT",
+        "TEE" => "TEE",
+        "TPROXY" => "TPROXY",
+        "SECMARK" => "SECMARK",
+        "CONNSECMARK" => "CONNSECMARK",
+        "IDLETIMER" => "IDLETIMER",
+        "LED" => "LED",
+        "RATEEST" => "RATEEST",
+        "HMARK" => "HMARK",
+        "SYNPROXY" => "SYNPROXY",
+        "CLUSTERIP" => "CLUSTERIP",
+        _ => return None,
+    };
+    Some(n)
+}
+
+/// A target name: borrowed when it is a known target, owned (a user chain) otherwise.
+fn target_name(name: &str) -> Cow<'static, str> {
+    match known_target(name) {
+        Some(n) => Cow::Borrowed(n),
+        None => Cow::Owned(name.to_string()),
+    }
 }
 
 fn parse_target(name: &str, goto: bool, args: &[Tok<'_>], sp: &mut SpecParser<'_, '_>) -> Target {
@@ -1250,7 +1319,7 @@ fn parse_target(name: &str, goto: bool, args: &[Tok<'_>], sp: &mut SpecParser<'_
         _ => TargetKind::Other,
     };
     Target {
-        name: name.to_string(),
+        name: target_name(name),
         goto,
         args: to_strings(args),
         kind,
@@ -1274,6 +1343,9 @@ pub fn parse(text: &str) -> Dump {
         s_style: false,
         toks: Vec::with_capacity(64),
         last_chain: None,
+        pending: Vec::new(),
+        match_buf: Vec::with_capacity(16),
+        comment_buf: Vec::with_capacity(4),
     };
     for (n, raw) in numbered_lines(text, 1) {
         p.line(n, raw);
@@ -1325,6 +1397,12 @@ struct SaveParser<'a> {
     toks: Vec<Tok<'a>>,
     /// (table, chain) of the last rule, to skip the hash lookup for consecutive rules.
     last_chain: Option<(usize, usize)>,
+    /// Rules of `last_chain` not yet moved into it. Collecting a run of rules here and moving
+    /// it once gives the chain's vector its exact size, instead of growing it rule by rule.
+    pending: Vec<Rule>,
+    /// Scratch for one rule's matches and comments, copied out at their exact length.
+    match_buf: Vec<Match>,
+    comment_buf: Vec<String>,
 }
 
 impl<'a> SaveParser<'a> {
@@ -1556,6 +1634,7 @@ impl<'a> SaveParser<'a> {
                 lc
             }
             _ => {
+                self.flush_pending();
                 let (ci, _) = self.dump.tables[t].chain_index_or_insert(chain_name, n);
                 if !self.dump.tables[t].chains[ci].declared && !self.s_style {
                     // Only once per chain: mark it as seen-undeclared by its first rule.
@@ -1572,13 +1651,17 @@ impl<'a> SaveParser<'a> {
         self.last_chain = Some((t, ci));
 
         let spec = toks.get(spec_start..).unwrap_or(&[]);
+        let mut matches = std::mem::take(&mut self.match_buf);
+        let mut comments = std::mem::take(&mut self.comment_buf);
+        matches.clear();
+        comments.clear();
         let mut rule = Rule {
             line: n,
             op: rule_op,
             counters,
-            matches: Vec::with_capacity(spec.len() / 2),
+            matches,
             target: None,
-            comments: Vec::new(),
+            comments,
             text: l.to_string(),
         };
         let mut sp = SpecParser {
@@ -1587,10 +1670,31 @@ impl<'a> SaveParser<'a> {
             errors: &mut self.dump.errors,
         };
         sp.run(spec);
-        self.dump.tables[t].chains[ci].rules.push(rule);
+        // Keep the scratch vectors' capacity; the rule gets exact-size copies.
+        self.match_buf = std::mem::take(&mut rule.matches);
+        rule.matches = exact(&mut self.match_buf);
+        self.comment_buf = std::mem::take(&mut rule.comments);
+        rule.comments = exact(&mut self.comment_buf);
+        self.pending.push(rule);
+    }
+
+    /// Move the pending rules into their chain (before the chain changes, and at the end).
+    fn flush_pending(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let chain = self
+            .last_chain
+            .and_then(|(t, ci)| self.dump.tables.get_mut(t)?.chains.get_mut(ci));
+        if let Some(chain) = chain {
+            chain.rules.reserve_exact(self.pending.len());
+            chain.rules.append(&mut self.pending);
+        }
+        self.pending.clear();
     }
 
     fn finish(mut self) -> Dump {
+        self.flush_pending();
         if let Some(open) = self.current
             && let Some(t) = self.dump.tables.get(open)
             && !t.implicit
@@ -1612,6 +1716,14 @@ impl<'a> SaveParser<'a> {
         }
         self.dump
     }
+}
+
+/// The items of `buf`, moved out into a vector of exactly their number; `buf` is left empty
+/// with its capacity.
+fn exact<T>(buf: &mut Vec<T>) -> Vec<T> {
+    let mut v = Vec::with_capacity(buf.len());
+    v.append(buf);
+    v
 }
 
 /// `-c P B` among command tokens (`iptables -S -v`).
@@ -2011,7 +2123,7 @@ fn list_rest(rest: &str, rule: &mut Rule, target_name: Option<&str>) {
     let mut target_args: Vec<String> = Vec::new();
     let mut i = 0;
     let mut neg = false;
-    let mut proto_module: Option<String> = None;
+    let mut proto_module: Option<&'static str> = None;
     let w = |k: usize| local.get(k).map(|t| t.s.as_ref());
     while i < local.len() {
         let t = local[i].s.as_ref();
@@ -2092,7 +2204,7 @@ fn list_rest(rest: &str, rule: &mut Rule, target_name: Option<&str>) {
                 }
                 unknown.push(t.to_string());
             }
-            "tcp" | "udp" | "sctp" | "udplite" | "dccp" => proto_module = Some(t.to_string()),
+            "tcp" | "udp" | "sctp" | "udplite" | "dccp" => proto_module = known_module(t),
             "ctstate" | "state" if w(i + 1).is_some() => {
                 let states = w(i + 1)
                     .unwrap_or("")
@@ -2120,7 +2232,7 @@ fn list_rest(rest: &str, rule: &mut Rule, target_name: Option<&str>) {
                 let (bang, v) = strip_bang(v);
                 match parse_ports(v) {
                     Some(ports) => rule.matches.push(Match {
-                        module: proto_module.clone(),
+                        module: proto_module.map(Cow::Borrowed),
                         negated: neg || bang,
                         kind: MatchKind::Ports { dir, ports },
                     }),
@@ -2222,7 +2334,7 @@ fn list_rest(rest: &str, rule: &mut Rule, target_name: Option<&str>) {
             },
         };
         rule.target = Some(Target {
-            name: name.to_string(),
+            name: self::target_name(name),
             goto,
             args: target_args,
             kind,
@@ -2266,6 +2378,95 @@ mod tests {
         let mut v = Vec::new();
         tokenize("\"a\\é b\"", &mut v);
         assert_eq!(v.len(), 1);
+    }
+
+    /// Every token by the general path only, as the tokenizer did before its fast path.
+    fn toks_general(s: &str) -> (Vec<(String, bool)>, bool) {
+        let b = s.as_bytes();
+        let mut out = Vec::new();
+        let mut closed = true;
+        let mut i = 0;
+        loop {
+            while i < b.len() && (b[i] == b' ' || b[i] == b'\t') {
+                i += 1;
+            }
+            if i >= b.len() {
+                break;
+            }
+            let (t, next, ok) = token_general(s, i);
+            out.push((t.s.into_owned(), t.quoted));
+            closed &= ok;
+            i = next;
+        }
+        (out, closed)
+    }
+
+    fn toks_fast(s: &str) -> (Vec<(String, bool)>, bool) {
+        let mut v = Vec::new();
+        let closed = tokenize(s, &mut v);
+        let out = v
+            .into_iter()
+            .map(|t| (t.s.into_owned(), t.quoted))
+            .collect();
+        (out, closed)
+    }
+
+    #[test]
+    fn the_fast_tokenizer_path_agrees_with_the_general_one() {
+        for line in [
+            r#"-A cali-fw-x -m comment --comment "cali:abc" -j DROP"#,
+            r#"-A X -m comment --comment "Quote \"inside\" and back\\slash" -j ACCEPT"#,
+            r#"-A X ! -s 10.0.0.0/8 -m set ! --match-set s src -j RETURN"#,
+            "  -A\tX   -j  ACCEPT \t ",
+            r#"-A X -m comment --comment "" -j ACCEPT"#,
+            r#"-A X -m comment --comment ""x -j ACCEPT"#,
+            r#"-A X -m comment --comment a"b c"d -j ACCEPT"#,
+            r#"-A X -m comment --comment "a"b -j ACCEPT"#,
+            r#"-A X -m comment --comment "a""b" -j ACCEPT"#,
+            r#"-A X -m comment --comment "unterminated"#,
+            r#"-A X -m comment --comment "ends in a backslash\"#,
+            r#"-A X -m comment --comment "tab	inside" -j ACCEPT"#,
+            "-A X -m comment --comment \"Politique réseau « défaut »\" -j ACCEPT",
+            "-A X -m comment --comment Größe -j ACCEPT",
+            "-A X -m comment --comment \"a\\é b\"",
+            "\"",
+            "\"\"",
+            "x\"",
+            "",
+            "   ",
+        ] {
+            assert_eq!(toks_fast(line), toks_general(line), "{line}");
+        }
+    }
+
+    /// The parts of a rule that do not depend on how its line was spelled.
+    fn parts(line: &str) -> (Vec<Match>, Option<Target>, Vec<String>) {
+        let d = parse(&format!("*filter\n:X - [0:0]\n{line}\nCOMMIT\n"));
+        assert!(d.errors.is_empty(), "{line}: {:?}", d.errors);
+        let r = d
+            .rules()
+            .next()
+            .map(|(_, _, r)| r.clone())
+            .expect("one rule");
+        (r.matches, r.target, r.comments)
+    }
+
+    #[test]
+    fn a_rule_reads_the_same_whichever_tokenizer_path_its_words_take() {
+        // Bare and whole-quoted words take the fast path; quotes inside a word, escapes and
+        // odd blanks take the general one.
+        let fast = parts(
+            r#"-A X ! -s 10.0.0.0/8 -m comment --comment "cali:abc" -m comment --comment "Politique « défaut »" -m set ! --match-set cali40s:x src -j MARK --set-xmark 0x10000/0x10000"#,
+        );
+        let general = parts(
+            "-A X  ! \t-s \"10.0.0.0/8\" -m comment --comment cali:\"abc\" -m comment --comment \"Politique\"\" « défaut »\" -m set ! --match-set \"cali40s:\"x src -j MARK --set-xmark 0x10000/0x10000  ",
+        );
+        assert_eq!(fast, general);
+        assert_eq!(fast.2, ["cali:abc", "Politique « défaut »"]);
+        assert!(fast.0.iter().all(|m| m.negated));
+        let escaped = parts(r#"-A X -m comment --comment "say \"hi\" \\o/" -j ACCEPT"#);
+        assert_eq!(escaped.2, [r#"say "hi" \o/"#]);
+        assert_eq!(escaped.1.map(|t| t.name), Some("ACCEPT".into()));
     }
 
     #[test]

@@ -1126,7 +1126,7 @@ impl<'a> Machine<'a> {
                 Event::End(Verdict::Unknown)
             }
             TargetKind::Chain => {
-                let Some(&target) = table.index.get(&t.name) else {
+                let Some(&target) = table.index.get(&*t.name) else {
                     self.push_rule_step(
                         table,
                         chain,
@@ -1254,7 +1254,7 @@ impl<'a> Machine<'a> {
         let Some(t) = &rule.target else {
             return Event::End(Verdict::Unknown);
         };
-        let name = t.name.as_str();
+        let name: &str = &t.name;
         match name {
             "REDIRECT" => self.dnat_fired(table, chain, ri, rule, "a local port"),
             "NETMAP" => {
