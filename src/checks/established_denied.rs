@@ -66,6 +66,9 @@ struct Denied {
     excerpt: String,
 }
 
+/// Destination endpoint, protocol, port, and the deciding policy with its rule's line.
+type GroupKey = (usize, u8, Option<u16>, Option<(String, Option<usize>)>);
+
 /// Denied flows to one destination port, decided by the same policy rule: one finding.
 struct Group {
     dst: usize,
@@ -84,10 +87,7 @@ fn run(m: &Model<'_>, out: &mut Vec<Finding>) {
         let mut seen = BTreeSet::new();
         // Keyed by destination, port and deciding rule, in the order first met.
         let mut groups: Vec<Group> = Vec::new();
-        let mut group_of: HashMap<
-            (usize, u8, Option<u16>, Option<(String, Option<usize>)>),
-            usize,
-        > = HashMap::new();
+        let mut group_of: HashMap<GroupKey, usize> = HashMap::new();
         for ct in &node.conntrack {
             for e in &ct.data.entries {
                 let established = match e.state {
