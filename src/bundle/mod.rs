@@ -70,7 +70,7 @@ impl Default for Limits {
             max_entries: 200_000,
             max_total_bytes: 64 << 30,
             max_entry_bytes: 4 << 30,
-            max_in_flight_bytes: 96 << 20,
+            max_in_flight_bytes: 48 << 20,
             chunk_bytes: 16 << 20,
         }
     }
