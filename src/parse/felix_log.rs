@@ -11,26 +11,40 @@
 //! the next line). Lines before the first header become one record of level
 //! [`Level::Unknown`].
 //!
-//! Logs can be a gibibyte, so this does not keep every record: it counts all of them (total
-//! and per level), keeps first/last timestamps, and keeps in full only the *notable* ones —
-//! WARNING and above, header-less leading text, and INFO lines that matter for diagnosis
-//! (startup and version, in-sync, restarts and shutdowns, failures, restore commands,
-//! resyncs) — up to [`MAX_NOTABLE`] records / [`MAX_NOTABLE_BYTES`], with a count of the
-//! ones dropped. Big files are parsed in chunks ([`parse_chunk`]) and merged in file order
-//! ([`Log::merge`]); the merged result equals a whole-file parse.
+//! Logs can be a gibibyte, so this is a scan that keeps little: it counts every record (total
+//! and per level) and keeps first/last timestamps, but builds a [`Record`] only for the
+//! *notable* ones — WARNING and above, header-less leading text, and INFO records whose
+//! message names a lifecycle event or a failure ([`INFO_EVENTS`]: startup and version,
+//! in-sync, restarts and shutdowns, failures, restore commands, resyncs). A DEBUG or ordinary
+//! INFO line costs a header read by bytes (level word at its fixed place, no allocation) and,
+//! for INFO, one case-folded multi-needle search of its message. The routine reports Felix
+//! logs after every periodic pass (`Finished IPSets resync`, `Finished iptables resync`:
+//! [`ROUTINE_INFO`]) are counted, not kept, unless they carry a marker the log checks read
+//! ([`INFO_READ`]) or have continuation lines (a Go panic printed after one).
+//!
+//! What is kept is capped per log: [`MAX_NOTABLE`] records and [`MAX_NOTABLE_BYTES`] of
+//! memory (a realistic failing log has a few thousand WARNING/ERROR records of a few hundred
+//! bytes). Past the cap no further notable record is kept — the log keeps its first notable
+//! records, in file order — and the ones not kept are counted in [`Log::dropped`], which the
+//! report shows; the level counts still include them. Big files are parsed in chunks
+//! ([`parse_chunk`]) and merged in file order ([`Log::merge`]); the merged result equals a
+//! whole-file parse, caps included.
 //!
 //! This is a log reader, not a Calico interpreter: it does not decide what a message means
 //! beyond the notable/version heuristics above.
 
-use chrono::{NaiveDate, NaiveDateTime};
+use std::sync::LazyLock;
+
+use chrono::{NaiveDate, NaiveDateTime, Timelike};
 use serde::Serialize;
 
-use super::{ParseError, numbered_lines};
+use super::ParseError;
 
-/// Most notable records kept; later ones are only counted in [`Log::dropped`].
-pub const MAX_NOTABLE: usize = 200_000;
-/// Most bytes of notable record text kept (message plus field text).
-pub const MAX_NOTABLE_BYTES: usize = 256 << 20;
+/// Most notable records kept per log; later ones are only counted in [`Log::dropped`].
+pub const MAX_NOTABLE: usize = 10_000;
+/// Most bytes the notable records of one log may hold: their text plus a fixed cost per record
+/// and per field (see `rec_charge`). Twenty logs of a bundle stay under 100 MiB together.
+pub const MAX_NOTABLE_BYTES: usize = 4 << 20;
 /// Text kept per record; a longer record (a goroutine dump, a restore input) is cut here and
 /// marked [`Record::truncated`].
 pub const MAX_RECORD_BYTES: usize = 64 << 10;
@@ -70,17 +84,26 @@ impl Level {
 
     /// Parse a level word as the supported formats spell it (`WARNING`, `warn`, `ERRO`, …).
     pub fn from_word(word: &str) -> Option<Level> {
-        let level = match word.to_ascii_uppercase().as_str() {
-            "TRACE" | "TRAC" => Level::Trace,
-            "DEBUG" | "DEBU" => Level::Debug,
-            "INFO" => Level::Info,
-            "WARNING" | "WARN" => Level::Warning,
-            "ERROR" | "ERRO" => Level::Error,
-            "FATAL" | "FATA" => Level::Fatal,
-            "PANIC" | "PANI" => Level::Panic,
-            _ => return None,
-        };
-        Some(level)
+        // Compared in place (no upper-casing copy): this runs on every header line.
+        const WORDS: [(&str, Level); 13] = [
+            ("DEBUG", Level::Debug),
+            ("INFO", Level::Info),
+            ("WARNING", Level::Warning),
+            ("ERROR", Level::Error),
+            ("DEBU", Level::Debug),
+            ("WARN", Level::Warning),
+            ("ERRO", Level::Error),
+            ("TRACE", Level::Trace),
+            ("TRAC", Level::Trace),
+            ("FATAL", Level::Fatal),
+            ("FATA", Level::Fatal),
+            ("PANIC", Level::Panic),
+            ("PANI", Level::Panic),
+        ];
+        WORDS
+            .iter()
+            .find(|(w, _)| w.eq_ignore_ascii_case(word))
+            .map(|&(_, level)| level)
     }
 }
 
@@ -210,13 +233,28 @@ impl Default for Limits {
 
 #[derive(Debug, Clone)]
 struct Pending {
+    /// The record without message and fields; for a record not kept only its line numbers,
+    /// level, time and format are filled in.
     proto: Record,
-    notable: bool,
-    /// Raw text (first-line remainder plus continuation lines); only kept when notable.
+    keep: Keep,
+    /// Raw text (first-line remainder plus continuation lines); only held when kept (and for
+    /// an open [`Keep::IfContinued`] record).
     body: String,
     is_head: bool,
     /// Where it was put when last finished.
     outcome: Outcome,
+}
+
+/// Whether a record's text is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Keep {
+    /// Counted only.
+    No,
+    /// Notable: kept in full.
+    Yes,
+    /// A routine INFO report ([`ROUTINE_INFO`]) that ends a chunk: notable if the next chunk
+    /// continues it. `proto` and `body` are filled in for the merge.
+    IfContinued,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -280,7 +318,10 @@ impl Log {
             if let Some(mut open) = self.state.open.take() {
                 self.unfinish(&open);
                 open.proto.end_line = head.proto.end_line;
-                if open.notable && !open.proto.truncated {
+                if open.keep == Keep::IfContinued {
+                    open.keep = Keep::Yes;
+                }
+                if open.keep == Keep::Yes && !open.proto.truncated {
                     push_body(&mut open.body, &mut open.proto.truncated, &head.body);
                     if head.proto.truncated {
                         open.proto.truncated = true;
@@ -368,7 +409,7 @@ impl Log {
             self.state.head = Some(p.clone());
             return;
         }
-        if !p.notable {
+        if p.keep != Keep::Yes {
             p.outcome = Outcome::NotNotable;
             return;
         }
@@ -409,12 +450,17 @@ impl Log {
     }
 }
 
+/// What a kept record costs against [`MAX_NOTABLE_BYTES`]: its text and the fixed size of the
+/// record and of each field, so the cap bounds memory, not only text.
 fn rec_charge(rec: &Record) -> usize {
-    rec.message.len()
+    std::mem::size_of::<Record>()
+        + rec.message.len()
+        + rec.component.as_ref().map_or(0, String::len)
+        + rec.file.as_ref().map_or(0, String::len)
         + rec
             .fields
             .iter()
-            .map(|(k, v)| k.len() + v.len() + 2)
+            .map(|(k, v)| std::mem::size_of::<(String, String)>() + k.len() + v.len())
             .sum::<usize>()
 }
 
@@ -460,46 +506,62 @@ pub fn parse_chunk(text: &str, first_line: usize) -> Log {
 fn parse_chunk_limited(text: &str, first_line: usize, limits: Limits) -> Log {
     let mut log = Log::default();
     log.state.limits = limits;
-    let mut cur: Option<Pending> = None;
-    let mut scratch = String::new();
-    for (no, raw) in numbered_lines(text, first_line) {
+    let mut scan = Scan::default();
+    // The current record: `kept` when its text is kept (or it is the header-less head),
+    // `counted` when it is only counted; at most one is set.
+    let mut kept: Option<Pending> = None;
+    let mut counted: Option<Counted> = None;
+    // The header line of the current record (wrappers removed): read again only when an
+    // INFO record turns out to have continuation lines or ends the chunk.
+    let mut cur_header = "";
+    for (no, raw) in fast_lines(text, first_line) {
         log.lines += 1;
         let line = strip_wrappers(raw);
-        if let Some(h) = parse_header(line) {
-            if let Some(mut p) = cur.take() {
+        if let Some(h) = parse_header(line, &mut scan.dates) {
+            if let Some(mut p) = kept.take() {
                 log.finish(&mut p);
             }
-            cur = Some(start_record(&mut log, no, h, &mut scratch));
+            match start_record(&mut log, no, &h, &mut scan) {
+                Started::Kept(p) => {
+                    kept = Some(p);
+                    counted = None;
+                }
+                Started::Counted(c) => counted = Some(c),
+            }
+            cur_header = line;
             continue;
         }
         if looks_like_broken_header(line) {
             log.error(no, "line starts like a log header but could not be read");
         }
-        match cur.as_mut() {
+        if let Some(c) = counted.as_mut() {
+            c.end_line = no;
+            if !c.undecided {
+                continue;
+            }
+            c.undecided = false;
+            match decide_info(c, cur_header, &mut scan, true) {
+                Some(p) => {
+                    counted = None;
+                    kept = Some(p);
+                }
+                None => continue,
+            }
+        }
+        match kept.as_mut() {
             Some(p) => {
                 p.proto.end_line = no;
-                if p.notable {
+                if p.keep == Keep::Yes {
                     push_body(&mut p.body, &mut p.proto.truncated, line);
                 }
             }
             None => {
                 let (body, truncated) = start_body(line);
-                cur = Some(Pending {
-                    proto: Record {
-                        line: no,
-                        end_line: no,
-                        ts: None,
-                        level: Level::Unknown,
-                        pid: None,
-                        component: None,
-                        file: None,
-                        src_line: None,
-                        message: String::new(),
-                        fields: Vec::new(),
-                        format: Format::Headerless,
-                        truncated,
-                    },
-                    notable: true,
+                let mut proto = bare_record(no, Level::Unknown, Format::Headerless, None);
+                proto.truncated = truncated;
+                kept = Some(Pending {
+                    proto,
+                    keep: Keep::Yes,
                     body,
                     is_head: true,
                     outcome: Outcome::NotNotable,
@@ -507,14 +569,122 @@ fn parse_chunk_limited(text: &str, first_line: usize, limits: Limits) -> Log {
             }
         }
     }
-    if let Some(mut p) = cur.take() {
+    let open = match counted {
+        Some(c) => {
+            let decided = if c.undecided {
+                decide_info(&c, cur_header, &mut scan, false)
+            } else {
+                None
+            };
+            Some(decided.unwrap_or_else(|| {
+                let mut proto = bare_record(c.line, c.level, c.format, c.ts);
+                proto.end_line = c.end_line;
+                Pending {
+                    proto,
+                    keep: Keep::No,
+                    body: String::new(),
+                    is_head: false,
+                    outcome: Outcome::NotNotable,
+                }
+            }))
+        }
+        None => kept,
+    };
+    if let Some(mut p) = open {
         log.finish(&mut p);
         log.state.open = Some(p);
     }
     log
 }
 
-fn start_record(log: &mut Log, no: usize, h: Header<'_>, scratch: &mut String) -> Pending {
+/// The lines of `parse::numbered_lines` (the same split, CR of CRLF stripped), found with
+/// `memchr`'s vectorised search: line splitting is a large part of the scan.
+fn fast_lines(text: &str, first_line: usize) -> impl Iterator<Item = (usize, &str)> {
+    let mut start = 0;
+    let mut ends = memchr::memchr_iter(b'\n', text.as_bytes());
+    let mut no = first_line;
+    std::iter::from_fn(move || {
+        if start >= text.len() {
+            return None;
+        }
+        let line = match ends.next() {
+            Some(nl) => {
+                let l = &text[start..nl];
+                start = nl + 1;
+                // `str::lines` strips the CR of CRLF, `numbered_lines` one more.
+                let l = l.strip_suffix('\r').unwrap_or(l);
+                l.strip_suffix('\r').unwrap_or(l)
+            }
+            None => {
+                let l = &text[start..];
+                start = text.len();
+                l.strip_suffix('\r').unwrap_or(l)
+            }
+        };
+        no += 1;
+        Some((no - 1, line))
+    })
+}
+
+/// Per-chunk scratch space of the scan.
+#[derive(Default)]
+struct Scan {
+    dates: DateCache,
+    /// Case-folded copy of the INFO text being searched.
+    lower: Vec<u8>,
+}
+
+/// A record with no text: what is known of a record that is only counted.
+fn bare_record(no: usize, level: Level, format: Format, ts: Option<NaiveDateTime>) -> Record {
+    Record {
+        line: no,
+        end_line: no,
+        ts,
+        level,
+        pid: None,
+        component: None,
+        file: None,
+        src_line: None,
+        message: String::new(),
+        fields: Vec::new(),
+        format,
+        truncated: false,
+    }
+}
+
+/// A kept record's prototype (all but message and fields) and its first body text.
+fn kept_start(no: usize, h: &Header<'_>) -> (Record, String) {
+    let (body, truncated) = start_body(h.rest);
+    let proto = Record {
+        pid: h.pid,
+        component: h.component.map(str::to_string),
+        file: h.file.map(str::to_string),
+        src_line: h.src_line,
+        truncated,
+        ..bare_record(no, h.level, h.format, h.ts)
+    };
+    (proto, body)
+}
+
+/// A record that is only counted, while it is the current one.
+#[derive(Debug, Clone, Copy)]
+struct Counted {
+    line: usize,
+    end_line: usize,
+    level: Level,
+    format: Format,
+    ts: Option<NaiveDateTime>,
+    /// An INFO record not kept on its header line: looked at again if continuation lines
+    /// follow or the chunk ends (`decide_info`).
+    undecided: bool,
+}
+
+enum Started {
+    Kept(Pending),
+    Counted(Counted),
+}
+
+fn start_record(log: &mut Log, no: usize, h: &Header<'_>, scan: &mut Scan) -> Started {
     log.total += 1;
     log.by_level.add(h.level, 1);
     if let Some(ts) = h.ts {
@@ -523,42 +693,97 @@ fn start_record(log: &mut Log, no: usize, h: Header<'_>, scratch: &mut String) -
         }
         log.last_ts = Some(ts);
     }
-    let mut notable = h.level >= Level::Warning;
-    if h.level == Level::Info {
-        notable = info_is_notable(header_message(&h), scratch);
-        if notable {
-            detect_version(log, no, &h);
+    let keep = match h.level {
+        Level::Info => {
+            if info_is_kept(h, &mut scan.lower) {
+                detect_version(log, no, h);
+                true
+            } else {
+                false
+            }
         }
-    }
-    let (body, truncated) = if notable {
-        start_body(h.rest)
-    } else {
-        (String::new(), false)
+        level => level >= Level::Warning,
     };
-    Pending {
-        proto: Record {
+    if keep {
+        let (proto, body) = kept_start(no, h);
+        Started::Kept(Pending {
+            proto,
+            keep: Keep::Yes,
+            body,
+            is_head: false,
+            outcome: Outcome::NotNotable,
+        })
+    } else {
+        Started::Counted(Counted {
             line: no,
             end_line: no,
-            ts: h.ts,
             level: h.level,
-            pid: h.pid,
-            component: h.component.map(str::to_string),
-            file: h.file.map(str::to_string),
-            src_line: h.src_line,
-            message: String::new(),
-            fields: Vec::new(),
             format: h.format,
-            truncated,
-        },
-        notable,
-        body,
-        is_head: false,
-        outcome: Outcome::NotNotable,
+            ts: h.ts,
+            undecided: h.level == Level::Info,
+        })
     }
 }
 
-/// INFO lines worth keeping: lowercase needles matched case-insensitively.
-const NOTABLE_INFO: &[&str] = &[
+/// An INFO record not kept on its header line, at its first continuation line (`continued`)
+/// or at the end of the chunk: it is kept when it has continuation lines and its message
+/// names an event ([`INFO_EVENTS`]; a routine report), so a Go panic printed after it is
+/// read. At the end of a chunk such a record becomes [`Keep::IfContinued`], for the merge.
+fn decide_info(
+    c: &Counted,
+    header_line: &str,
+    scan: &mut Scan,
+    continued: bool,
+) -> Option<Pending> {
+    let h = parse_header(header_line, &mut scan.dates)?;
+    if !names_event(header_message(&h), &mut scan.lower) {
+        return None;
+    }
+    let (mut proto, body) = kept_start(c.line, &h);
+    proto.end_line = c.end_line;
+    Some(Pending {
+        proto,
+        keep: if continued {
+            Keep::Yes
+        } else {
+            Keep::IfContinued
+        },
+        body,
+        is_head: false,
+        outcome: Outcome::NotNotable,
+    })
+}
+
+/// Case-folded message prefixes of the INFO reports Felix logs after every periodic pass: they
+/// name a resync, but only that it ran.
+pub const ROUTINE_INFO: &[&str] = &["finished "];
+
+/// What the log checks read in INFO records (`model::logsig`), lowercase, matched against the
+/// case-folded header line text (message and fields): a process start and its version
+/// (`Felix starting up`, `Successfully loaded configuration.`, `Starting node … with version
+/// …`), in-sync (`Datastore now in sync`, `First time we've been in sync`), the resync and
+/// retry markers of a resync loop, and Go panics.
+pub const INFO_READ: &[&str] = &[
+    "starting up",
+    "successfully loaded configuration",
+    "with version",
+    "in sync",
+    "marking for resync",
+    "marking dataplane for resync",
+    "resync with dataplane",
+    "will do partial resync",
+    "will do full resync",
+    "retrying after",
+    "will retry",
+    "panic",
+    "fatal error",
+];
+
+/// INFO messages that name a lifecycle event or a failure, lowercase, matched against the
+/// case-folded message of the header line. An INFO record is notable when it matches this and
+/// is not routine ([`ROUTINE_INFO`]), or is routine but carries an [`INFO_READ`] marker or has
+/// continuation lines.
+pub const INFO_EVENTS: &[&str] = &[
     "starting up",
     "starting node",
     "with version",
@@ -577,13 +802,41 @@ const NOTABLE_INFO: &[&str] = &[
     "panic",
 ];
 
-fn info_is_notable(msg: &str, scratch: &mut String) -> bool {
-    scratch.clear();
-    scratch.push_str(msg);
-    scratch.make_ascii_lowercase();
-    NOTABLE_INFO
-        .iter()
-        .any(|n| memchr::memmem::find(scratch.as_bytes(), n.as_bytes()).is_some())
+/// One pass over the case-folded text for every [`INFO_READ`] marker.
+static INFO_READ_RE: LazyLock<regex::bytes::Regex> = LazyLock::new(|| {
+    let alternatives: Vec<String> = INFO_READ.iter().map(|n| regex::escape(n)).collect();
+    regex::bytes::Regex::new(&alternatives.join("|")).expect("literal alternatives compile")
+});
+
+/// One pass over the case-folded message for every [`INFO_EVENTS`] needle.
+static INFO_EVENTS_RE: LazyLock<regex::bytes::Regex> = LazyLock::new(|| {
+    let alternatives: Vec<String> = INFO_EVENTS.iter().map(|n| regex::escape(n)).collect();
+    regex::bytes::Regex::new(&alternatives.join("|")).expect("literal alternatives compile")
+});
+
+fn fold_into<'a>(text: &str, lower: &'a mut Vec<u8>) -> &'a [u8] {
+    lower.clear();
+    lower.extend(text.bytes().map(|c| c.to_ascii_lowercase()));
+    lower
+}
+
+/// Whether an INFO header line is notable on its own: its message names an event and is not
+/// a routine report, or is one that carries a marker the checks read.
+fn info_is_kept(h: &Header<'_>, lower: &mut Vec<u8>) -> bool {
+    let msg = header_message(h);
+    if !names_event(msg, lower) {
+        return false;
+    }
+    let routine = ROUTINE_INFO.iter().any(|p| {
+        msg.as_bytes()
+            .get(..p.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(p.as_bytes()))
+    });
+    !routine || INFO_READ_RE.is_match(fold_into(h.rest, lower))
+}
+
+fn names_event(msg: &str, lower: &mut Vec<u8>) -> bool {
+    INFO_EVENTS_RE.is_match(fold_into(msg, lower))
 }
 
 /// The message of a header line without its fields (cheap: for the notable check only).
@@ -929,12 +1182,18 @@ struct Header<'a> {
 /// split points that start a record.
 pub fn is_record_start(line: &str) -> bool {
     let line = line.strip_suffix('\r').unwrap_or(line);
-    parse_header(strip_wrappers(line)).is_some()
+    parse_header(strip_wrappers(line), &mut DateCache::default()).is_some()
 }
 
 /// Remove what log collectors put in front of a line: `> ` quoting, `[pod container]`
 /// prefixes, `calico-node ` prefixes, CRI / `--timestamps` stamps and svlogd stamps.
 fn strip_wrappers(mut line: &str) -> &str {
+    // A Calico header (`2021-03-01 08:…`) has no wrapper: none of the forms below starts
+    // with a digit and has a space at byte 10. Most lines are such headers.
+    let b = line.as_bytes();
+    if b.len() > 10 && b[0].is_ascii_digit() && b[10] == b' ' {
+        return line;
+    }
     for _ in 0..6 {
         let before = line.len();
         if let Some(r) = line.strip_prefix("> ") {
@@ -1044,13 +1303,36 @@ fn num(b: &[u8]) -> u32 {
     })
 }
 
+/// The last `YYYY-MM-DD?HH:MM:SS` read and its time, so that the lines of one second check and
+/// build it once (only the fraction is read per line).
+#[derive(Debug, Default)]
+struct DateCache {
+    key: [u8; 19],
+    /// `None` until a valid time was read; the key is then that time's text.
+    time: Option<NaiveDateTime>,
+}
+
 /// `YYYY-MM-DD?HH:MM:SS[.frac]` at the start of `b`; returns the time and bytes used.
 fn parse_datetime(b: &[u8]) -> Option<(NaiveDateTime, usize)> {
-    if !is_date(b) || b.len() < 19 || !is_hms(&b[11..]) {
-        return None;
-    }
-    let date = NaiveDate::from_ymd_opt(num(&b[..4]) as i32, num(&b[5..7]), num(&b[8..10]))?;
-    let (h, m, s) = (num(&b[11..13]), num(&b[14..16]), num(&b[17..19]));
+    parse_datetime_cached(b, &mut DateCache::default())
+}
+
+fn parse_datetime_cached(b: &[u8], dates: &mut DateCache) -> Option<(NaiveDateTime, usize)> {
+    let second = match (b.get(..19), dates.time) {
+        // Same text as a time read before (the separator at 10 is part of the key).
+        (Some(key), Some(t)) if key == dates.key => t,
+        _ => {
+            if !is_date(b) || b.len() < 19 || !is_hms(&b[11..]) {
+                return None;
+            }
+            let date = NaiveDate::from_ymd_opt(num(&b[..4]) as i32, num(&b[5..7]), num(&b[8..10]))?;
+            let (h, m, s) = (num(&b[11..13]), num(&b[14..16]), num(&b[17..19]));
+            let t = date.and_hms_opt(h, m, s)?;
+            dates.key.copy_from_slice(&b[..19]);
+            dates.time = Some(t);
+            t
+        }
+    };
     let mut i = 19;
     let mut nanos = 0u32;
     if b.get(i) == Some(&b'.') {
@@ -1067,14 +1349,14 @@ fn parse_datetime(b: &[u8]) -> Option<(NaiveDateTime, usize)> {
             nanos *= 10;
         }
     }
-    Some((date.and_hms_nano_opt(h, m, s, nanos)?, i))
+    Some((second.with_nanosecond(nanos)?, i))
 }
 
-fn parse_header(line: &str) -> Option<Header<'_>> {
+fn parse_header<'a>(line: &'a str, dates: &mut DateCache) -> Option<Header<'a>> {
     let b = line.as_bytes();
     let first = *b.first()?;
     if first.is_ascii_digit() {
-        return parse_calico_header(line);
+        return parse_calico_header(line, dates);
     }
     if line.starts_with("time=\"") {
         return parse_logrus_header(line);
@@ -1102,22 +1384,22 @@ fn parse_header(line: &str) -> Option<Header<'_>> {
     None
 }
 
-fn parse_calico_header(line: &str) -> Option<Header<'_>> {
+fn parse_calico_header<'a>(line: &'a str, dates: &mut DateCache) -> Option<Header<'a>> {
     let b = line.as_bytes();
     if b.get(10) != Some(&b' ') {
         return None;
     }
-    let (ts, mut i) = parse_datetime(b)?;
+    let (ts, mut i) = parse_datetime_cached(b, dates)?;
     if b.get(i) != Some(&b' ') || b.get(i + 1) != Some(&b'[') {
         return None;
     }
     i += 2;
-    let close = i + line[i..].find(']')?;
+    let close = i + memchr::memchr(b']', &b[i..])?;
     let level = Level::from_word(&line[i..close])?;
     i = close + 1;
     let mut pid = None;
     if b.get(i) == Some(&b'[') {
-        let close = i + line[i..].find(']')?;
+        let close = i + memchr::memchr(b']', &b[i..])?;
         pid = line[i + 1..close].parse().ok();
         i = close + 1;
     }
@@ -1132,20 +1414,25 @@ fn parse_calico_header(line: &str) -> Option<Header<'_>> {
         src_line: None,
         rest,
     };
+    // DEBUG and TRACE records are only counted (never kept, never searched), so where they
+    // were logged from is not read.
+    if level <= Level::Debug {
+        return Some(h);
+    }
     // `felix/file.go 123: ` or `file.go <nil>: `
-    if let Some((path, after)) = rest.split_once(' ') {
-        let (lineno, msg) = after
-            .split_once(": ")
+    if let Some(sp) = memchr::memchr(b' ', rest.as_bytes()) {
+        let (path, after) = (&rest[..sp], &rest[sp + 1..]);
+        let (lineno, msg) = split_colon_space(after)
             .or_else(|| after.split_once('\u{ff1a}'))
             .or_else(|| after.strip_suffix(':').map(|l| (l, "")))
             .unwrap_or(("", ""));
         let lineno_ok =
             !lineno.is_empty() && (lineno.bytes().all(|c| c.is_ascii_digit()) || lineno == "<nil>");
         if lineno_ok && !path.is_empty() {
-            match path.rsplit_once('/') {
-                Some((comp, file)) => {
-                    h.component = Some(comp);
-                    h.file = Some(file);
+            match memchr::memrchr(b'/', path.as_bytes()) {
+                Some(slash) => {
+                    h.component = Some(&path[..slash]);
+                    h.file = Some(&path[slash + 1..]);
                 }
                 None => h.file = Some(path),
             }
@@ -1174,6 +1461,14 @@ fn parse_logrus_header(line: &str) -> Option<Header<'_>> {
         src_line: None,
         rest: line,
     })
+}
+
+/// `s.split_once(": ")`, found with `memchr` (the colon is usually a few bytes in).
+fn split_colon_space(s: &str) -> Option<(&str, &str)> {
+    let b = s.as_bytes();
+    memchr::memchr_iter(b':', b)
+        .find(|&i| b.get(i + 1) == Some(&b' '))
+        .map(|i| (&s[..i], &s[i + 2..]))
 }
 
 /// `2019-03-04T10:00:00Z`, `…+01:00`, `…T10:00:00.123-07:00`; converted to UTC.
@@ -1309,6 +1604,196 @@ mod tests {
                 &log.versions
             )
         )
+    }
+
+    /// Everything a caller can see of a parsed log.
+    fn all_visible(log: &Log) -> String {
+        format!(
+            "{:#?}",
+            (
+                &log.records,
+                log.total,
+                log.by_level,
+                log.first_ts,
+                log.last_ts,
+                log.dropped,
+                log.lines,
+                &log.versions,
+                &log.errors,
+            )
+        )
+    }
+
+    fn kept_lines(log: &Log) -> Vec<usize> {
+        log.records.iter().map(|r| r.line).collect()
+    }
+
+    const MIXED: &str = "2023-06-02 10:15:30.100 [info][7] felix/a.go 1: lower-case level\n\
+2023-06-02 10:15:30.200 [Debug][7] felix/a.go 2: mixed-case level\n\
+2023-06-02 10:15:30.300 [WARN][7] felix/a.go 3: short warning word\n\
+  continuation of the warning\n\
+2023-06-02_10:15:30.40000 2023-06-02 10:15:30.400 [ERROR][7] a.go 4: behind an svlogd stamp\n\
+2023-10-01T12:00:00.123456789Z stdout F 2023-06-02 10:15:30.500 [DEBUG][7] felix/a.go 5: cri\n\
+[calico-node-abc calico-node] 2023-06-02 10:15:30.600 [INFO][7] felix/a.go 6: stern\n\
+> 2023-06-02 10:15:30.700 [FATAL][7] felix/a.go 7: quoted\n\
+time=\"2023-06-02T10:15:31Z\" level=warning msg=\"logrus\"\n\
+time=\"2023-06-02T10:15:32Z\" level=\"error\" msg=\"quoted level\"\n\
+WARN[0003] cli warning\n\
+DEBU[0003] cli debug\n\
+E0602 10:15:33.000001       7 klog.go:12] klog error\n\
+I0602 10:15:33.000002       7 klog.go:13] klog info\n\
+bird: BGP session up\n\
+2023-06-02 10:15:34.000 [TRACE][7] felix/a.go 8: trace\n\
+2023-06-02 10:15:34 [PANIC][7] felix/a.go 9: no fraction\n\
+2023-13-02 10:15:34.000 [INFO][7] felix/a.go 10: no such month\n\
+2023-06-02 10:15:35.000 [NOTICE][7] felix/a.go 11: unknown level word\n";
+
+    #[test]
+    fn levels_are_counted_once_per_record_in_every_format_case_and_line_ending() {
+        let log = parse(MIXED);
+        let counts: Vec<(Level, usize)> = Level::ALL.iter().map(|&l| (l, log.count(l))).collect();
+        assert_eq!(
+            counts,
+            vec![
+                (Level::Unknown, 0),
+                (Level::Trace, 1),
+                (Level::Debug, 3),
+                (Level::Info, 4),
+                (Level::Warning, 3),
+                (Level::Error, 3),
+                (Level::Fatal, 1),
+                (Level::Panic, 1),
+            ]
+        );
+        assert_eq!((log.total, log.lines), (16, 19));
+        assert_eq!(kept_lines(&log), vec![3, 5, 8, 9, 10, 11, 13, 17]);
+        assert_eq!(log.records[0].end_line, 4);
+        assert_eq!(log.records[7].end_line, 19);
+        assert_eq!(log.records[1].file.as_deref(), Some("a.go"));
+        let error_lines: Vec<usize> = log.errors.iter().map(|e| e.line).collect();
+        assert_eq!(error_lines, vec![18, 19]);
+        assert_eq!(
+            log.first_ts.map(|t| t.to_string()).as_deref(),
+            Some("2023-06-02 10:15:30.100")
+        );
+        assert_eq!(
+            log.last_ts.map(|t| t.to_string()).as_deref(),
+            Some("2023-06-02 10:15:34")
+        );
+        let crlf = parse(&MIXED.replace('\n', "\r\n"));
+        assert_eq!(all_visible(&crlf), all_visible(&log));
+    }
+
+    #[test]
+    fn level_words_are_read_in_any_ascii_case_without_guessing() {
+        for (w, l) in [
+            ("info", Level::Info),
+            ("INFO", Level::Info),
+            ("Warning", Level::Warning),
+            ("warn", Level::Warning),
+            ("ERRO", Level::Error),
+            ("debu", Level::Debug),
+            ("Trace", Level::Trace),
+            ("fata", Level::Fatal),
+            ("PANIC", Level::Panic),
+        ] {
+            assert_eq!(Level::from_word(w), Some(l), "{w}");
+        }
+        for w in ["", "INF", "INFOO", "NOTICE", "ınfo"] {
+            assert_eq!(Level::from_word(w), None, "{w}");
+        }
+    }
+
+    #[test]
+    fn lines_are_split_as_numbered_lines_splits_them() {
+        for text in [
+            "",
+            "\n",
+            "x",
+            "a\r\r\nb\r\n\nc\r",
+            "\r\n\r",
+            "one\ntwo\n",
+            "é\r\n\r\n",
+        ] {
+            let fast: Vec<(usize, &str)> = fast_lines(text, 7).collect();
+            let std: Vec<(usize, &str)> = super::super::numbered_lines(text, 7).collect();
+            assert_eq!(fast, std, "{text:?}");
+        }
+    }
+
+    const LIFECYCLE: &str = "leading text before any header\n\
+2023-06-02 10:15:30.000 [INFO][7] felix/daemon.go 1: Felix starting up version=\"v3.26.1\"\n\
+2023-06-02 10:15:30.100 [DEBUG][7] felix/a.go 1: debug with a tail\n\
+  debug tail\n\
+2023-06-02 10:15:30.200 [INFO][7] felix/ipsets.go 2: Finished IPSets resync family=\"inet\" numInconsistenciesFound=0\n\
+2023-06-02 10:15:30.300 [INFO][7] felix/table.go 3: Finished iptables resync\n\
+panic: boom\n\
+\n\
+goroutine 1 [running]:\n\
+2023-06-02 10:15:30.400 [WARNING][7] felix/a.go 4: Failed to add route error=file exists\n\
+sync interface cali0: link not found\n\
+2023-06-02 10:15:30.500 [INFO][7] felix/a.go 5: Applying dataplane updates\n\
+  not an event's tail\n\
+2023-06-02 10:15:30.600 [INFO][7] felix/a.go 6: Restarting the resync timer\n\
+2023-06-02 10:15:30.700 [INFO][7] felix/daemon.go 7: Datastore now in sync.\n\
+2023-06-02 10:15:30.800 [INFO][7] felix/ipsets.go 8: Finished IPSets resync family=\"inet\"\n";
+
+    #[test]
+    fn a_routine_info_report_is_kept_only_with_the_continuation_lines_after_it() {
+        let log = parse(LIFECYCLE);
+        assert_eq!(kept_lines(&log), vec![1, 2, 6, 10, 14, 15]);
+        let routine = &log.records[2];
+        assert_eq!((routine.line, routine.end_line), (6, 9));
+        assert_eq!(
+            routine.message,
+            "Finished iptables resync\npanic: boom\n\ngoroutine 1 [running]:"
+        );
+        assert_eq!(log.count(Level::Info), 7);
+        assert_eq!(log.versions.len(), 1);
+    }
+
+    #[test]
+    fn a_chunked_parse_equals_the_whole_parse_at_any_two_cuts() {
+        for text in [LIFECYCLE, MIXED] {
+            let whole = all_visible(&parse(text));
+            let mut starts: Vec<usize> = text.match_indices('\n').map(|(i, _)| i + 1).collect();
+            starts.insert(0, 0);
+            let line_of = |at: usize| text[..at].matches('\n').count() + 1;
+            for (n, &a) in starts.iter().enumerate() {
+                for &b in &starts[n..] {
+                    let mut merged = parse_chunk(&text[..a], 1);
+                    merged.merge(parse_chunk(&text[a..b], line_of(a)));
+                    merged.merge(parse_chunk(&text[b..], line_of(b)));
+                    assert_eq!(all_visible(&merged), whole, "cuts at {a} and {b}");
+                    // The same chunks merged right to left.
+                    let mut right = parse_chunk(&text[a..b], line_of(a));
+                    right.merge(parse_chunk(&text[b..], line_of(b)));
+                    let mut tree = parse_chunk(&text[..a], 1);
+                    tree.merge(right);
+                    assert_eq!(all_visible(&tree), whole, "tree cuts at {a} and {b}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn periodic_info_lines_are_counted_but_not_kept_while_resync_markers_are() {
+        let log = parse(
+            "2023-06-02 10:15:30.000 [INFO][7] felix/ipsets.go 306: Finished IPSets resync family=\"inet\" numInconsistenciesFound=0 resyncDuration=3.1ms\n\
+2023-06-02 10:15:30.100 [INFO][7] felix/summary.go 100: Summarising 12 dataplane reconciliation loops over 1m2.1s: avg=11ms longest=75ms (resync-filter-v4,resync-ipsets-v4)\n\
+2023-06-02 10:15:30.200 [INFO][7] felix/table.go 1262: Invalidating dataplane cache ipVersion=0x4 reason=\"refresh timer\" table=\"filter\"\n\
+2023-06-02 10:15:30.300 [INFO][7] felix/int_dataplane.go 1446: Failed to update IP sets. Marking dataplane for resync. error=boom\n\
+2023-06-02 10:15:30.400 [INFO][7] felix/ipsets.go 400: Retrying after an ipsets update failure...\n\
+2023-06-02 10:15:30.500 [info][7] felix/table.go 900: Detected out-of-sync Calico chain, MARKING FOR RESYNC chainName=\"cali-fw-x\"\n",
+        );
+        assert_eq!(log.count(Level::Info), 6);
+        assert_eq!(kept_lines(&log), vec![4, 5, 6]);
+        assert!(
+            log.records.iter().all(crate::model::logsig::is_resync),
+            "{:?}",
+            log.records
+        );
+        assert_eq!(log.dropped, 0);
     }
 
     #[test]
