@@ -156,7 +156,7 @@ fn run_missing(m: &Model<'_>, out: &mut Vec<Finding>) {
             let Some(actual) = node.actual_set(&s.name) else {
                 continue;
             };
-            let (lacking, _) = member::diff(&s.members, actual.members);
+            let lacking = member::diff(&s.members, actual.members).missing;
             if lacking.is_empty() {
                 continue;
             }
@@ -227,7 +227,7 @@ fn run_stale(m: &Model<'_>, out: &mut Vec<Finding>) {
             let Some(actual) = node.actual_set(&s.name) else {
                 continue;
             };
-            let (_, extra) = member::diff(&s.members, actual.members);
+            let extra = member::diff(&s.members, actual.members).stale;
             if extra.is_empty() {
                 continue;
             }

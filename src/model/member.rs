@@ -267,12 +267,18 @@ impl DumpedMembers {
     }
 }
 
-/// Expected members the dump lacks, and dumped members not expected, in member order: one
-/// merge of the two sorted lists.
-pub fn diff<'e, 'd>(
-    expected: &'e ExpectedMembers,
-    dumped: &'d DumpedMembers,
-) -> (Vec<&'e (Member, Source)>, Vec<(&'d Member, usize)>) {
+/// How a dumped set differs from what it should hold, in member order.
+#[derive(Debug, Default)]
+pub struct Diff<'e, 'd> {
+    /// Expected members the dump lacks, with their contributor.
+    pub missing: Vec<&'e (Member, Source)>,
+    /// Dumped members not expected, with their line.
+    pub stale: Vec<(&'d Member, usize)>,
+}
+
+/// Expected members the dump lacks, and dumped members not expected: one merge of the two
+/// sorted lists.
+pub fn diff<'e, 'd>(expected: &'e ExpectedMembers, dumped: &'d DumpedMembers) -> Diff<'e, 'd> {
     let (mut missing, mut stale) = (Vec::new(), Vec::new());
     let (e, d) = (&expected.entries, &dumped.entries);
     let (mut i, mut j) = (0, 0);
@@ -294,7 +300,7 @@ pub fn diff<'e, 'd>(
     }
     missing.extend(&e[i..]);
     stale.extend(d[j..].iter().map(|(m, l)| (m, *l as usize)));
-    (missing, stale)
+    Diff { missing, stale }
 }
 
 #[cfg(test)]
@@ -416,7 +422,7 @@ mod tests {
             true,
         );
         let d = DumpedMembers::new([("10.0.0.2", 1), ("10.0.0.9", 2)].into_iter());
-        let (missing, stale) = diff(&e, &d);
+        let Diff { missing, stale } = diff(&e, &d);
         let missing: Vec<String> = missing.iter().map(|m| m.0.to_string()).collect();
         assert_eq!(missing, ["10.0.0.1", "10.0.0.3"]);
         assert_eq!(stale, [(&Member::parse("10.0.0.9"), 2)]);

@@ -111,7 +111,8 @@ pub fn nodes_detail(m: &Model<'_>) -> Vec<NodeDetail> {
                     let actual = node.actual_set(&s.name);
                     let (missing, stale, actual_count) = match &actual {
                         Some(a) => {
-                            let (missing, stale) = member::diff(&s.members, a.members);
+                            let member::Diff { missing, stale } =
+                                member::diff(&s.members, a.members);
                             (
                                 listed(missing.iter().map(|(k, _)| k)),
                                 listed(stale.iter().map(|(k, _)| *k)),
