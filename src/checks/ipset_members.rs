@@ -4,6 +4,7 @@
 use super::{Check, Evidence, Finding, Severity, Step};
 use crate::calico::names::Direction;
 use crate::model::Model;
+use crate::model::member;
 use crate::model::node::{ExpectedSet, NodeModel};
 
 pub const MISSING_MEMBER: Check = Check {
@@ -155,14 +156,15 @@ fn run_missing(m: &Model<'_>, out: &mut Vec<Finding>) {
             let Some(actual) = node.actual_set(&s.name) else {
                 continue;
             };
-            let missing: Vec<(&String, &String)> = s
-                .members
-                .iter()
-                .filter(|(k, _)| !actual.members.contains_key(*k))
-                .collect();
-            if missing.is_empty() {
+            let lacking = member::diff(&s.members, actual.members).missing;
+            if lacking.is_empty() {
                 continue;
             }
+            let mut missing: Vec<(String, &str)> = lacking
+                .iter()
+                .map(|(k, who)| (k.to_string(), m.source_key(*who)))
+                .collect();
+            missing.sort_unstable();
             let listed: Vec<String> = missing
                 .iter()
                 .take(LISTED)
@@ -190,10 +192,8 @@ fn run_missing(m: &Model<'_>, out: &mut Vec<Finding>) {
                 excerpt: super::line_text(m, &path, actual.set.line).unwrap_or_else(|| s.name.clone()),
             });
             for (ip, who) in missing.iter().take(5) {
-                f = f
-                    .subject("ip", ip.as_str())
-                    .subject("endpoint", who.as_str());
-                if let Some(e) = m.endpoints.iter().find(|e| &e.key == *who) {
+                f = f.subject("ip", ip.as_str()).subject("endpoint", *who);
+                if let Some(e) = m.endpoints.iter().find(|e| e.key == *who) {
                     f = f.evidence(e.loc.evidence(format!("{who}: {ip}")));
                 }
             }
@@ -205,7 +205,7 @@ fn run_missing(m: &Model<'_>, out: &mut Vec<Finding>) {
                 f.confirm(format!(
                     "ipset list {} | grep -F {}   # on {}",
                     super::shell_quote(&s.name),
-                    super::shell_quote(missing[0].0),
+                    super::shell_quote(&missing[0].0),
                     node.name
                 ))
                 .fix(format!(
@@ -227,14 +227,15 @@ fn run_stale(m: &Model<'_>, out: &mut Vec<Finding>) {
             let Some(actual) = node.actual_set(&s.name) else {
                 continue;
             };
-            let stale: Vec<(&String, &usize)> = actual
-                .members
-                .iter()
-                .filter(|(k, _)| !s.members.contains_key(*k))
-                .collect();
-            if stale.is_empty() {
+            let extra = member::diff(&s.members, actual.members).stale;
+            if extra.is_empty() {
                 continue;
             }
+            let mut stale: Vec<(String, usize)> = extra
+                .iter()
+                .map(|(k, line)| (k.to_string(), *line))
+                .collect();
+            stale.sort_unstable();
             let listed: Vec<String> = stale
                 .iter()
                 .take(LISTED)
@@ -259,8 +260,8 @@ fn run_stale(m: &Model<'_>, out: &mut Vec<Finding>) {
             for (ip, line) in stale.iter().take(5) {
                 f = f.subject("ip", ip.as_str()).evidence(Evidence {
                     path: path.clone(),
-                    line: **line,
-                    excerpt: super::line_text(m, &path, **line).unwrap_or_else(|| ip.to_string()),
+                    line: *line,
+                    excerpt: super::line_text(m, &path, *line).unwrap_or_else(|| ip.to_string()),
                 });
             }
             out.push(
@@ -268,7 +269,7 @@ fn run_stale(m: &Model<'_>, out: &mut Vec<Finding>) {
                     "ipset list {}   # on {}; kubectl get pods -A -o wide | grep -F {}",
                     super::shell_quote(&s.name),
                     node.name,
-                    super::shell_quote(stale[0].0)
+                    super::shell_quote(&stale[0].0)
                 ))
                 .fix(format!(
                     "If no pod has these addresses, Felix missed a removal: check its log on {} and restart calico-node there.",

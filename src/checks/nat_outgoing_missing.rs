@@ -7,7 +7,7 @@ use ipnet::IpNet;
 
 use super::{Check, Evidence, Finding, Severity, Step};
 use crate::model::endpoints::parse_net;
-use crate::model::node::{NodeModel, member_key};
+use crate::model::node::{Member, NodeModel};
 use crate::model::{Dataplane, Model, Sourced};
 use crate::parse::iptables_save::{Dump, SetDir, TargetKind};
 use crate::parse::resources::IpPool;
@@ -330,7 +330,7 @@ fn set_members(
     // Pools asking for NAT that the set lacks.
     let lacking: Vec<&&Pool<'_>> = masq
         .iter()
-        .filter(|p| !actual.members.contains_key(&member_key(&p.net)))
+        .filter(|p| !actual.members.contains(&Member::from_net(&p.net)))
         .collect();
     if !lacking.is_empty() {
         let names: Vec<String> = lacking
@@ -372,19 +372,22 @@ fn set_members(
     }
     // Members that no natOutgoing pool accounts for.
     let mut extra: Vec<(String, usize, Option<&Pool<'_>>)> = Vec::new();
-    for (member, &line) in &actual.members {
-        let Some(net) = parse_net(member) else {
+    let masq_members: Vec<Member> = masq.iter().map(|p| Member::from_net(&p.net)).collect();
+    for (member, line) in actual.members.iter() {
+        let Some(net) = member.net() else {
             continue;
         };
-        if masq.iter().any(|p| member_key(&p.net) == *member) {
+        if masq_members.contains(member) {
             continue;
         }
         let owner = fam.iter().copied().find(|p| p.net.trunc() == net.trunc());
-        extra.push((member.clone(), line, owner));
+        extra.push((member.to_string(), line, owner));
     }
     if extra.is_empty() {
         return;
     }
+    // Listed in the members' text order.
+    extra.sort_by(|a, b| a.0.cmp(&b.0));
     let described: Vec<String> = extra
         .iter()
         .map(|(cidr, _, owner)| match owner {

@@ -12,6 +12,7 @@ pub mod endpoints;
 pub mod flows;
 pub mod index;
 pub mod logsig;
+pub mod member;
 pub mod netindex;
 pub mod node;
 pub mod policies;

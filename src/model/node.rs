@@ -5,9 +5,12 @@
 //! with the members they should hold.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use ipnet::IpNet;
+use rayon::prelude::*;
 
+pub use super::member::{DumpedMembers, ExpectedMembers, Member, Source};
 use super::{EndpointKind, Model};
 use crate::bundle::{Artifact, ArtifactKind};
 use crate::calico::names::{self, CalicoVersion, Direction};
@@ -135,8 +138,9 @@ pub struct ExpectedSet {
     pub selector: String,
     pub ipv6: bool,
     /// Members as ipset prints them, normalised (`10.0.0.1/32` → `10.0.0.1`), with the
-    /// endpoint or network set that contributes each.
-    pub members: BTreeMap<String, String>,
+    /// endpoint or network set that contributes each; shared by every node that needs the
+    /// same set.
+    pub members: Arc<ExpectedMembers>,
     pub used_by: Vec<SetUse>,
 }
 
@@ -162,6 +166,8 @@ pub struct NodeModel<'b> {
     pub endpoint_chains: Vec<EndpointChain>,
     /// Set name → what it should hold.
     pub expected_sets: BTreeMap<String, ExpectedSet>,
+    /// The members of each set of `ipsets` (same order as its `sets`), compact and sorted.
+    pub dumped_sets: Vec<DumpedMembers>,
 }
 
 impl<'b> NodeModel<'b> {
@@ -217,21 +223,147 @@ fn pick<'b>(arts: &[&'b Artifact], preferred: &[&str]) -> Option<&'b Artifact> {
 }
 
 pub fn nodes<'b>(m: &Model<'b>) -> Vec<NodeModel<'b>> {
-    let mut names: BTreeSet<String> = m.bundle.nodes.iter().cloned().collect();
+    let mut names: BTreeSet<&str> = m.bundle.nodes.iter().map(String::as_str).collect();
     for e in &m.endpoints {
         if let Some(n) = &e.node
             && !m.bundle.nodes.is_empty()
             && m.bundle.nodes.contains(n)
         {
-            names.insert(n.clone());
+            names.insert(n);
         }
     }
-    let mut member_cache: HashMap<String, BTreeMap<String, String>> = HashMap::new();
-    let names_index = PolicyNames::new(m);
-    names
-        .into_iter()
-        .map(|n| node(m, n, &names_index, &mut member_cache))
-        .collect()
+    let names: Vec<&str> = names.into_iter().collect();
+    let policy_names = PolicyNames::new(m);
+    let joins = NodeJoins::new(m);
+    let built: Vec<(NodeModel<'b>, Vec<PendingSet>)> = names
+        .par_iter()
+        .map(|n| node(m, n, &policy_names, &joins))
+        .collect();
+    // What each distinct selector's set holds, computed once and shared by every node.
+    let mut slot: HashMap<MemberSpecKey, usize> = HashMap::new();
+    let mut specs: Vec<&MemberSpec> = Vec::new();
+    for (_, pending) in &built {
+        for p in pending {
+            slot.entry(p.key.clone()).or_insert_with(|| {
+                specs.push(&p.spec);
+                specs.len() - 1
+            });
+        }
+    }
+    let members: Vec<Arc<ExpectedMembers>> = specs
+        .par_iter()
+        .map(|spec| Arc::new(spec.members(m)))
+        .collect();
+    let mut out = Vec::with_capacity(built.len());
+    for (mut node, pending) in built {
+        for p in &pending {
+            if let (Some(s), Some(mem)) = (
+                node.expected_sets.get_mut(&p.set),
+                slot.get(&p.key).and_then(|&i| members.get(i)),
+            ) {
+                s.members = Arc::clone(mem);
+            }
+        }
+        out.push(node);
+    }
+    out
+}
+
+/// Cluster-wide joins computed once for all nodes, so that building a node costs what the
+/// node holds rather than what the cluster holds.
+struct NodeJoins<'m, 'b> {
+    /// Node name → its artifacts, in bundle order.
+    artifacts: HashMap<&'b str, Vec<&'b Artifact>>,
+    /// Node name → its endpoints, ascending.
+    endpoints: HashMap<&'m str, Vec<usize>>,
+    /// Endpoint → enforced policies that select it, ascending.
+    endpoint_policies: Vec<Vec<usize>>,
+    /// Enforced policies that must be on every node (`AssumeNeededOnEveryNode`).
+    everywhere: Vec<usize>,
+}
+
+impl<'m, 'b> NodeJoins<'m, 'b> {
+    fn new(m: &'m Model<'b>) -> NodeJoins<'m, 'b> {
+        let bundle: &'b crate::bundle::Bundle = m.bundle;
+        let mut artifacts: HashMap<&'b str, Vec<&'b Artifact>> = HashMap::new();
+        for a in &bundle.artifacts {
+            if let Some(n) = a.node.as_deref() {
+                artifacts.entry(n).or_default().push(a);
+            }
+        }
+        let mut endpoints: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (i, e) in m.endpoints.iter().enumerate() {
+            if let Some(n) = e.node.as_deref() {
+                endpoints.entry(n).or_default().push(i);
+            }
+        }
+        let endpoint_policies = invert(&m.policy_endpoints, m.endpoints.len(), |pi| {
+            m.policies[pi].enforced()
+        });
+        let everywhere = m
+            .policies
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| {
+                p.enforced()
+                    && p.performance_hints
+                        .iter()
+                        .any(|h| h == "AssumeNeededOnEveryNode")
+            })
+            .map(|(pi, _)| pi)
+            .collect();
+        NodeJoins {
+            artifacts,
+            endpoints,
+            endpoint_policies,
+            everywhere,
+        }
+    }
+
+    /// The enforced policies that select one of `local` (or must be everywhere), ascending.
+    fn active_policies(&self, local: &[usize]) -> Vec<usize> {
+        active_policies(&self.endpoint_policies, &self.everywhere, local)
+    }
+}
+
+/// Policy → endpoints it selects, turned into endpoint → policies (ascending), keeping the
+/// policies `keep` accepts.
+fn invert(
+    policy_endpoints: &[Vec<usize>],
+    endpoints: usize,
+    keep: impl Fn(usize) -> bool,
+) -> Vec<Vec<usize>> {
+    let mut out: Vec<Vec<usize>> = vec![Vec::new(); endpoints];
+    for (pi, eps) in policy_endpoints.iter().enumerate() {
+        if !keep(pi) {
+            continue;
+        }
+        for &e in eps {
+            if let Some(v) = out.get_mut(e) {
+                v.push(pi);
+            }
+        }
+    }
+    out
+}
+
+/// The policies of a node: those selecting one of its endpoints, plus those that must be on
+/// every node; ascending, each once.
+fn active_policies(
+    endpoint_policies: &[Vec<usize>],
+    everywhere: &[usize],
+    local: &[usize],
+) -> Vec<usize> {
+    let mut out: Vec<usize> = local
+        .iter()
+        .filter_map(|&e| endpoint_policies.get(e))
+        .flatten()
+        .chain(everywhere)
+        .copied()
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
 }
 
 /// Every chain name and naming comment any Calico version could give each policy, computed
@@ -267,16 +399,13 @@ impl PolicyNames {
 
 fn node<'b>(
     m: &Model<'b>,
-    name: String,
+    name: &str,
     policy_names: &PolicyNames,
-    member_cache: &mut HashMap<String, BTreeMap<String, String>>,
-) -> NodeModel<'b> {
+    joins: &NodeJoins<'_, 'b>,
+) -> (NodeModel<'b>, Vec<PendingSet>) {
+    let mine: &[&'b Artifact] = joins.artifacts.get(name).map_or(&[], Vec::as_slice);
     let arts = |kind: ArtifactKind| -> Vec<&'b Artifact> {
-        m.bundle
-            .artifacts
-            .iter()
-            .filter(|a| a.kind == kind && a.node.as_deref() == Some(name.as_str()))
-            .collect()
+        mine.iter().copied().filter(|a| a.kind == kind).collect()
     };
     let ipt = |a: &'b Artifact| match &a.parsed {
         Parsed::Iptables(d) => Some(Dumped {
@@ -357,29 +486,19 @@ fn node<'b>(
             _ => None,
         })
         .collect();
-    let local_endpoints: Vec<usize> = m
-        .endpoints
-        .iter()
-        .enumerate()
-        .filter(|(_, e)| e.node.as_deref() == Some(name.as_str()))
-        .map(|(i, _)| i)
-        .collect();
-    let local: BTreeSet<usize> = local_endpoints.iter().copied().collect();
-    let active_policies: Vec<usize> = m
-        .policies
-        .iter()
-        .enumerate()
-        .filter(|(i, p)| {
-            p.enforced()
-                && (m.policy_endpoints[*i].iter().any(|e| local.contains(e))
-                    || p.performance_hints
-                        .iter()
-                        .any(|h| h == "AssumeNeededOnEveryNode"))
+    let local_endpoints: Vec<usize> = joins.endpoints.get(name).cloned().unwrap_or_default();
+    let active_policies = joins.active_policies(&local_endpoints);
+    let dumped_sets = ipsets
+        .map(|d| {
+            d.data
+                .sets
+                .iter()
+                .map(|s| DumpedMembers::new(s.members.iter().map(|x| (x.value.as_str(), x.line))))
+                .collect()
         })
-        .map(|(i, _)| i)
-        .collect();
+        .unwrap_or_default();
     let mut node = NodeModel {
-        name,
+        name: name.to_string(),
         iptables,
         ip6tables,
         ipsets,
@@ -395,13 +514,14 @@ fn node<'b>(
         mismatches: Vec::new(),
         endpoint_chains: Vec::new(),
         expected_sets: BTreeMap::new(),
+        dumped_sets,
     };
     if node.iptables.is_some() {
         map_chains(m, &mut node, policy_names);
         endpoint_chains(m, &mut node);
     }
-    expected_sets(m, &mut node, member_cache);
-    node
+    let pending = expected_sets(m, &mut node);
+    (node, pending)
 }
 
 /// Name every `cali-pi-`/`cali-po-`/profile/endpoint/group chain of the dump, and find each
@@ -734,18 +854,47 @@ pub fn member_key(net: &IpNet) -> String {
     }
 }
 
-/// The IP sets the active policies' rules need, and the members each should hold.
-fn expected_sets(
-    m: &Model<'_>,
-    node: &mut NodeModel<'_>,
-    cache: &mut HashMap<String, BTreeMap<String, String>>,
-) {
+/// Which members a set holds, as a key shared by every node that needs the same set.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum MemberSpecKey {
+    /// Selector id and family.
+    Selector(String, bool),
+    /// Selector id, protocol, port name.
+    NamedPort(String, &'static str, String),
+}
+
+/// How to compute a set's members.
+enum MemberSpec {
+    Selector(Selector, bool),
+    NamedPort(Selector, &'static str, String),
+}
+
+impl MemberSpec {
+    fn members(&self, m: &Model<'_>) -> ExpectedMembers {
+        match self {
+            MemberSpec::Selector(sel, v6) => selector_members(m, sel, *v6),
+            MemberSpec::NamedPort(sel, proto, port) => named_port_members(m, sel, proto, port),
+        }
+    }
+}
+
+/// An expected set of a node whose members are filled in once all nodes are built.
+struct PendingSet {
+    set: String,
+    key: MemberSpecKey,
+    spec: MemberSpec,
+}
+
+/// The IP sets the active policies' rules need; their members are left to compute once
+/// for all nodes (returned as pending).
+fn expected_sets(m: &Model<'_>, node: &mut NodeModel<'_>) -> Vec<PendingSet> {
     let version: CalicoVersion = m.calico_version();
     let want_v6 = node.ip6tables.is_some()
         || node
             .ipsets
             .is_some_and(|d| d.data.sets.iter().any(|s| s.name.starts_with("cali6")));
     let mut sets: BTreeMap<String, ExpectedSet> = BTreeMap::new();
+    let mut pending = Vec::new();
     for &pi in &node.active_policies {
         let p = &m.policies[pi];
         for r in &p.rules {
@@ -776,18 +925,21 @@ fn expected_sets(
                             continue;
                         }
                         let name = names::ipset_main_name(&id, if v6 { 6 } else { 4 });
-                        let members = cache
-                            .entry(format!("{id}/{v6}"))
-                            .or_insert_with(|| selector_members(m, sel, v6))
-                            .clone();
                         sets.entry(name.clone())
-                            .or_insert_with(|| ExpectedSet {
-                                name,
-                                id: id.clone(),
-                                selector: sel.canonical().to_string(),
-                                ipv6: v6,
-                                members,
-                                used_by: Vec::new(),
+                            .or_insert_with(|| {
+                                pending.push(PendingSet {
+                                    set: name.clone(),
+                                    key: MemberSpecKey::Selector(id.clone(), v6),
+                                    spec: MemberSpec::Selector(sel.clone(), v6),
+                                });
+                                ExpectedSet {
+                                    name,
+                                    id: id.clone(),
+                                    selector: sel.canonical().to_string(),
+                                    ipv6: v6,
+                                    members: Arc::default(),
+                                    used_by: Vec::new(),
+                                }
                             })
                             .used_by
                             .push(use_.clone());
@@ -801,22 +953,27 @@ fn expected_sets(
                         .clone()
                         .unwrap_or_else(|| Selector::from_node(crate::calico::selector::Node::All));
                     let proto = names::named_port_protocol(r.protocol.as_deref(), version);
-                    let id = names::named_port_ipset_id(
-                        &base.unique_id(),
-                        r.protocol.as_deref(),
-                        port,
-                        version,
-                    );
+                    let base_id = base.unique_id();
+                    let id =
+                        names::named_port_ipset_id(&base_id, r.protocol.as_deref(), port, version);
                     let name = names::ipset_main_name(&id, 4);
-                    let members = named_port_members(m, &base, proto, port);
                     sets.entry(name.clone())
-                        .or_insert_with(|| ExpectedSet {
-                            name,
-                            id,
-                            selector: format!("{} (named port {port}/{proto})", base.canonical()),
-                            ipv6: false,
-                            members,
-                            used_by: Vec::new(),
+                        .or_insert_with(|| {
+                            let selector =
+                                format!("{} (named port {port}/{proto})", base.canonical());
+                            pending.push(PendingSet {
+                                set: name.clone(),
+                                key: MemberSpecKey::NamedPort(base_id, proto, port.to_string()),
+                                spec: MemberSpec::NamedPort(base, proto, port.to_string()),
+                            });
+                            ExpectedSet {
+                                name,
+                                id,
+                                selector,
+                                ipv6: false,
+                                members: Arc::default(),
+                                used_by: Vec::new(),
+                            }
                         })
                         .used_by
                         .push(use_.clone());
@@ -825,37 +982,39 @@ fn expected_sets(
         }
     }
     node.expected_sets = sets;
+    pending
 }
 
-/// Members of a selector's set: every matching endpoint's and network set's addresses.
-fn selector_members(m: &Model<'_>, sel: &Selector, v6: bool) -> BTreeMap<String, String> {
+fn index_u32(i: usize) -> u32 {
+    u32::try_from(i).unwrap_or(u32::MAX)
+}
+
+/// Members of a selector's set: every matching endpoint's and network set's addresses (the
+/// first contributor of an address is the one named).
+fn selector_members(m: &Model<'_>, sel: &Selector, v6: bool) -> ExpectedMembers {
     let (eps, sets) = m.members_of(sel);
-    let mut out = BTreeMap::new();
+    let mut out = Vec::new();
     for e in eps {
         let ep = &m.endpoints[e];
         for net in ep.ips_of(v6) {
-            out.entry(member_key(net)).or_insert_with(|| ep.key.clone());
+            out.push((Member::from_net(net), Source::Endpoint(index_u32(e))));
         }
     }
     for s in sets {
         let ns = &m.net_sets[s];
         for net in ns.nets.iter().filter(|n| n.addr().is_ipv6() == v6) {
-            out.entry(member_key(net)).or_insert_with(|| ns.key.clone());
+            out.push((Member::from_net(net), Source::NetSet(index_u32(s))));
         }
     }
-    out
+    ExpectedMembers::new(out, true)
 }
 
 /// Members of a named-port set: `ip,proto:port` of every matching endpoint that declares the
-/// named port (with `any`, every protocol it declares it for).
-fn named_port_members(
-    m: &Model<'_>,
-    sel: &Selector,
-    proto: &str,
-    port: &str,
-) -> BTreeMap<String, String> {
+/// named port (with `any`, every protocol it declares it for). The last contributor of a
+/// member is the one named.
+fn named_port_members(m: &Model<'_>, sel: &Selector, proto: &str, port: &str) -> ExpectedMembers {
     let (eps, _) = m.members_of(sel);
-    let mut out = BTreeMap::new();
+    let mut out = Vec::new();
     for e in eps {
         let ep = &m.endpoints[e];
         for np in ep
@@ -864,39 +1023,95 @@ fn named_port_members(
             .filter(|p| p.name == port && (proto == "any" || p.protocol == proto))
         {
             for net in ep.ips_of(false) {
-                out.insert(
-                    format!("{},{}:{}", net.addr(), np.protocol, np.port),
-                    ep.key.clone(),
-                );
+                out.push((
+                    Member::port(net.addr(), &np.protocol, np.port),
+                    Source::Endpoint(index_u32(e)),
+                ));
             }
         }
     }
-    out
+    ExpectedMembers::new(out, false)
 }
 
 /// An IP set as the dump has it.
-pub struct ActualSet<'b> {
+pub struct ActualSet<'n, 'b> {
     pub set: &'b ipset::IpSet,
-    /// Normalised member → line.
-    pub members: BTreeMap<String, usize>,
+    /// Members normalised like [`member_key`], sorted, with their lines.
+    pub members: &'n DumpedMembers,
 }
 
 impl<'b> NodeModel<'b> {
     /// The dumped IP set with this name, members normalised like [`member_key`].
-    pub fn actual_set(&self, name: &str) -> Option<ActualSet<'b>> {
+    pub fn actual_set(&self, name: &str) -> Option<ActualSet<'_, 'b>> {
         let dump = self.ipsets?.data;
-        let set = dump.set(name)?;
-        let members = set
-            .members
-            .iter()
-            .map(|mem| {
-                let v = mem.value.trim();
-                let key = super::endpoints::parse_net(v)
-                    .map(|n| member_key(&n))
-                    .unwrap_or_else(|| v.to_string());
-                (key, mem.line)
-            })
-            .collect();
-        Some(ActualSet { set, members })
+        let i = *dump.index.get(name)?;
+        Some(ActualSet {
+            set: dump.sets.get(i)?,
+            members: self.dumped_sets.get(i)?,
+        })
+    }
+}
+
+impl Model<'_> {
+    /// Who contributes an expected member: the endpoint's or network set's key.
+    pub fn source_key(&self, source: Source) -> &str {
+        match source {
+            Source::Endpoint(i) => self
+                .endpoints
+                .get(i as usize)
+                .map_or("", |e| e.key.as_str()),
+            Source::NetSet(i) => self.net_sets.get(i as usize).map_or("", |n| n.key.as_str()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn a_policy_selecting_endpoints_on_two_nodes_is_active_on_both_and_no_third() {
+        // Endpoints 0, 1 on node a; 2 on node b; 3 on node c.
+        // Policy 0 selects 1 and 2; policy 1 selects 3; policy 2 (not enforced) selects 0;
+        // policy 3 selects nothing but must be everywhere.
+        let policy_endpoints = vec![vec![1, 2], vec![3], vec![0], vec![]];
+        let by_endpoint = invert(&policy_endpoints, 4, |pi| pi != 2);
+        assert_eq!(by_endpoint, [vec![], vec![0], vec![0], vec![1]]);
+        let everywhere = [3];
+        assert_eq!(active_policies(&by_endpoint, &everywhere, &[0, 1]), [0, 3]);
+        assert_eq!(active_policies(&by_endpoint, &everywhere, &[2]), [0, 3]);
+        assert_eq!(active_policies(&by_endpoint, &everywhere, &[3]), [1, 3]);
+        assert_eq!(active_policies(&by_endpoint, &[], &[]), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn every_node_of_the_demo_bundle_has_the_policies_that_select_its_endpoints() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("testdata/bundles/calico-bundle-demo-20261125T140215Z");
+        let bundle = crate::bundle::Bundle::open(&dir).expect("demo bundle");
+        let m = Model::build(&bundle);
+        assert!(m.nodes.len() >= 2);
+        let mut seen_active = 0;
+        for node in &m.nodes {
+            // The definition, by a full scan.
+            let local: Vec<usize> = (0..m.endpoints.len())
+                .filter(|&e| m.endpoints[e].node.as_deref() == Some(node.name.as_str()))
+                .collect();
+            let active: Vec<usize> = (0..m.policies.len())
+                .filter(|&pi| {
+                    let p = &m.policies[pi];
+                    p.enforced()
+                        && (m.policy_endpoints[pi].iter().any(|e| local.contains(e))
+                            || p.performance_hints
+                                .iter()
+                                .any(|h| h == "AssumeNeededOnEveryNode"))
+                })
+                .collect();
+            assert_eq!(node.local_endpoints, local, "{}", node.name);
+            assert_eq!(node.active_policies, active, "{}", node.name);
+            seen_active += active.len();
+        }
+        assert!(seen_active > 0);
     }
 }

@@ -66,10 +66,116 @@ pub struct IpSet {
 pub struct Member {
     pub line: usize,
     /// The element as written: `10.0.0.1`, `10.0.0.0/24`, `10.244.0.17,tcp:53`, …
-    pub value: String,
+    pub value: Text,
     /// Per-member options after the element (`timeout 0`, `packets 3 bytes 180`, `nomatch`),
     /// split on blanks, double quotes removed.
     pub options: Vec<String>,
+}
+
+/// How many bytes of text a [`Text`] holds without allocating: every IPv4 address and CIDR,
+/// and most `addr,proto:port` elements.
+const INLINE: usize = 22;
+
+/// A member's text as written. Short texts (nearly every member of a Calico dump) are held
+/// inline, so that a million members are not a million allocations; longer ones (most IPv6
+/// elements) on the heap. Reads as a `&str` (`Deref`), compares with strings, serialises as
+/// a string.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Text(Repr);
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum Repr {
+    /// `len` bytes of `buf` (the rest zero). Only texts of at most `INLINE` bytes, so that
+    /// each text has one representation and derived equality is string equality.
+    Inline {
+        len: u8,
+        buf: [u8; INLINE],
+    },
+    Heap(Box<str>),
+}
+
+impl Text {
+    pub fn new(s: &str) -> Text {
+        if s.len() <= INLINE {
+            let mut buf = [0u8; INLINE];
+            buf[..s.len()].copy_from_slice(s.as_bytes());
+            Text(Repr::Inline {
+                len: s.len() as u8,
+                buf,
+            })
+        } else {
+            Text(Repr::Heap(s.into()))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match &self.0 {
+            Repr::Inline { len, buf } => buf
+                .get(..usize::from(*len))
+                .and_then(|b| std::str::from_utf8(b).ok())
+                .unwrap_or_default(),
+            Repr::Heap(s) => s,
+        }
+    }
+}
+
+impl std::ops::Deref for Text {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl From<&str> for Text {
+    fn from(s: &str) -> Text {
+        Text::new(s)
+    }
+}
+
+impl From<String> for Text {
+    fn from(s: String) -> Text {
+        if s.len() <= INLINE {
+            Text::new(&s)
+        } else {
+            Text(Repr::Heap(s.into_boxed_str()))
+        }
+    }
+}
+
+impl PartialEq<str> for Text {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for Text {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl PartialEq<String> for Text {
+    fn eq(&self, other: &String) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl std::fmt::Display for Text {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Debug for Text {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl Serialize for Text {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
 }
 
 impl Member {
@@ -132,6 +238,19 @@ fn is_flag(key: &str) -> bool {
     )
 }
 
+/// Split on blanks, keeping `"…"` together (without the quotes). Borrows from the line
+/// when it has no quotes (the common case: no allocation per word).
+fn split_words(s: &str) -> Vec<std::borrow::Cow<'_, str>> {
+    if s.contains('"') {
+        words(s).into_iter().map(std::borrow::Cow::Owned).collect()
+    } else {
+        s.split([' ', '\t'])
+            .filter(|w| !w.is_empty())
+            .map(std::borrow::Cow::Borrowed)
+            .collect()
+    }
+}
+
 /// Split on blanks, keeping `"…"` together (without the quotes).
 fn words(s: &str) -> Vec<String> {
     let mut out = Vec::new();
@@ -162,10 +281,10 @@ fn words(s: &str) -> Vec<String> {
     out
 }
 
-fn apply_options(set: &mut IpSet, opts: &[String]) {
+fn apply_options<S: AsRef<str>>(set: &mut IpSet, opts: &[S]) {
     let mut i = 0;
     while i < opts.len() {
-        let key = opts[i].as_str();
+        let key = opts[i].as_ref();
         if is_flag(key) {
             if !key.starts_with('-') {
                 set.options.push((key.to_string(), String::new()));
@@ -173,7 +292,10 @@ fn apply_options(set: &mut IpSet, opts: &[String]) {
             i += 1;
             continue;
         }
-        let val = opts.get(i + 1).cloned().unwrap_or_default();
+        let val = opts
+            .get(i + 1)
+            .map(|v| v.as_ref().to_string())
+            .unwrap_or_default();
         match key {
             "family" => set.family = Some(val.clone()),
             "maxelem" => set.maxelem = val.parse().ok(),
@@ -296,16 +418,15 @@ impl Parser {
 
     fn list_member(&mut self, n: usize, l: &str) {
         let Some(i) = self.list_current else { return };
-        let mut w = words(l);
-        if w.is_empty() {
+        let w = split_words(l);
+        let Some((value, options)) = w.split_first() else {
             return;
-        }
-        let value = w.remove(0);
+        };
         if let Some(set) = self.sets.get_mut(i).and_then(Option::as_mut) {
             set.members.push(Member {
                 line: n,
-                value,
-                options: w,
+                value: Text::new(value),
+                options: options.iter().map(|o| o.to_string()).collect(),
             });
         }
     }
@@ -314,10 +435,10 @@ impl Parser {
         if l.starts_with('#') {
             return;
         }
-        let w = words(l);
+        let w = split_words(l);
         let Some(cmd) = w.first() else { return };
-        let arg = |k: usize| w.get(k).map(String::as_str);
-        match cmd.as_str() {
+        let arg = |k: usize| w.get(k).map(|x| x.as_ref());
+        match cmd.as_ref() {
             "COMMIT" => {}
             "create" | "-N" | "-C" | "n" => {
                 self.seen(Format::Save);
@@ -331,7 +452,7 @@ impl Parser {
                         // `create -exist` of an existing set is a no-op for ipset too.
                         if !w
                             .iter()
-                            .any(|x| x == "-exist" || x == "--exist" || x == "-!")
+                            .any(|x| matches!(x.as_ref(), "-exist" | "--exist" | "-!"))
                         {
                             self.err(n, format!("set `{name}` created twice"));
                         }
@@ -360,13 +481,13 @@ impl Parser {
                 };
                 let options = w[3..]
                     .iter()
-                    .filter(|o| !matches!(o.as_str(), "-exist" | "--exist" | "-!"))
-                    .cloned()
+                    .filter(|o| !matches!(o.as_ref(), "-exist" | "--exist" | "-!"))
+                    .map(|o| o.to_string())
                     .collect();
                 if let Some(set) = self.sets.get_mut(i).and_then(Option::as_mut) {
                     set.members.push(Member {
                         line: n,
-                        value: value.to_string(),
+                        value: Text::new(value),
                         options,
                     });
                 }
@@ -418,7 +539,7 @@ impl Parser {
                     self.err(n, format!("{cmd} needs two set names"));
                     return;
                 };
-                let rename = matches!(cmd.as_str(), "rename" | "-E" | "e");
+                let rename = matches!(cmd.as_ref(), "rename" | "-E" | "e");
                 self.swap_or_rename(a, b, rename);
             }
             _ => self.err(n, format!("unrecognised line: {}", ellipsis(l))),
@@ -540,6 +661,56 @@ mod tests {
             Some(("10.244.0.17".parse().unwrap(), "tcp", 53))
         );
         assert_eq!(m.net(), None);
+    }
+
+    #[test]
+    fn member_texts_read_back_exactly_whether_short_or_long() {
+        for v in [
+            "",
+            "10.0.0.1",
+            "255.255.255.255/32",
+            "10.244.123.45,tcp:8080",
+            "10.244.123.45,tcp:65535",
+            "fd00:1234:5678:9abc:def0:1234:5678:9abc,tcp:443",
+            "é,ü:1",
+        ] {
+            let t = Text::new(v);
+            assert_eq!(t.as_str(), v);
+            assert_eq!(Text::from(v.to_string()), t);
+            assert_eq!(t, v);
+            assert_eq!(t.to_string(), v);
+            assert_eq!(format!("{t:?}"), format!("{v:?}"));
+        }
+        assert_ne!(Text::new("10.0.0.1"), Text::new("10.0.0.10"));
+        assert!(std::mem::size_of::<Text>() <= 24);
+    }
+
+    #[test]
+    fn quoted_and_unquoted_members_split_alike() {
+        let d = parse(
+            "create s hash:ip family inet\nadd s 10.0.0.1 timeout 0\n\
+             add s 10.0.0.2 comment \"pod a/b\"\nadd\ts\t10.0.0.3\n",
+        );
+        assert!(d.errors.is_empty(), "{:?}", d.errors);
+        let s = d.set("s").expect("set");
+        let got: Vec<(&str, Vec<&str>)> = s
+            .members
+            .iter()
+            .map(|m| {
+                (
+                    m.value.as_str(),
+                    m.options.iter().map(String::as_str).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("10.0.0.1", vec!["timeout", "0"]),
+                ("10.0.0.2", vec!["comment", "pod a/b"]),
+                ("10.0.0.3", vec![])
+            ]
+        );
     }
 
     #[test]

@@ -3,15 +3,29 @@
 
 use super::{ChainDetail, EndpointDetail, IpsetDetail, NodeDetail, PolicyDetail};
 use crate::calico::names::Direction;
+use rayon::prelude::*;
+
 use crate::model::Model;
+use crate::model::member::{self, Member};
 use crate::model::node::Owner;
 
 /// How many differing members an IP set row lists before it only counts.
 const MEMBERS_LISTED: usize = 50;
 
+/// The first members in text order (the order the table lists them in).
+fn listed<'a>(members: impl Iterator<Item = &'a Member>) -> Vec<String> {
+    let mut v: Vec<String> = members.map(Member::to_string).collect();
+    if v.len() > MEMBERS_LISTED {
+        v.select_nth_unstable(MEMBERS_LISTED);
+        v.truncate(MEMBERS_LISTED);
+    }
+    v.sort_unstable();
+    v
+}
+
 pub fn nodes_detail(m: &Model<'_>) -> Vec<NodeDetail> {
     m.nodes
-        .iter()
+        .par_iter()
         .map(|node| {
             let owner_name = |o: &Owner| match o {
                 Owner::Policy(p) => m.policies[*p].display.clone(),
@@ -96,20 +110,16 @@ pub fn nodes_detail(m: &Model<'_>) -> Vec<NodeDetail> {
                 .map(|s| {
                     let actual = node.actual_set(&s.name);
                     let (missing, stale, actual_count) = match &actual {
-                        Some(a) => (
-                            s.members
-                                .keys()
-                                .filter(|k| !a.members.contains_key(*k))
-                                .cloned()
-                                .collect::<Vec<_>>(),
-                            a.members
-                                .keys()
-                                .filter(|k| !s.members.contains_key(*k))
-                                .cloned()
-                                .collect::<Vec<_>>(),
-                            a.members.len(),
-                        ),
-                        None => (s.members.keys().cloned().collect(), Vec::new(), 0),
+                        Some(a) => {
+                            let member::Diff { missing, stale } =
+                                member::diff(&s.members, a.members);
+                            (
+                                listed(missing.iter().map(|(k, _)| k)),
+                                listed(stale.iter().map(|(k, _)| *k)),
+                                a.members.len(),
+                            )
+                        }
+                        None => (listed(s.members.iter().map(|(k, _)| k)), Vec::new(), 0),
                     };
                     IpsetDetail {
                         name: s.name.clone(),
@@ -117,8 +127,8 @@ pub fn nodes_detail(m: &Model<'_>) -> Vec<NodeDetail> {
                         present: actual.is_some(),
                         expected_count: s.members.len(),
                         actual_count,
-                        missing: missing.into_iter().take(MEMBERS_LISTED).collect(),
-                        stale: stale.into_iter().take(MEMBERS_LISTED).collect(),
+                        missing,
+                        stale,
                     }
                 })
                 .collect();

@@ -1,0 +1,437 @@
+//! IP set members in a compact, comparable form. An address or CIDR is kept as integers
+//! (normalised the way ipset prints it: a host network is the bare address, a CIDR has its
+//! host bits cleared), a `hash:ip,port` element as address, protocol and port, and anything
+//! else as its text. Each member prints exactly as [`super::node::member_key`] would write it,
+//! and two members are equal exactly when those texts are equal, so sets can be compared by
+//! merging sorted vectors instead of through string-keyed maps.
+//!
+//! This is not ipset's own grammar (the parser keeps the text as read); it is the comparison
+//! key of the model. The order ([`Ord`]) is numeric, not textual: what is shown to a reader is
+//! re-sorted by text ([`sort_by_text`]) so that listings keep their textual order.
+
+use std::fmt::{self, Write as _};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use ipnet::IpNet;
+
+/// Protocols a `hash:ip,port` element can name, by code.
+const PROTOS: [&str; 6] = ["tcp", "udp", "sctp", "udplite", "icmp", "icmpv6"];
+
+/// An address as 4 or 16 bytes, without `IpAddr`'s 16-byte alignment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Addr {
+    V4([u8; 4]),
+    V6([u8; 16]),
+}
+
+impl From<IpAddr> for Addr {
+    fn from(a: IpAddr) -> Addr {
+        match a {
+            IpAddr::V4(a) => Addr::V4(a.octets()),
+            IpAddr::V6(a) => Addr::V6(a.octets()),
+        }
+    }
+}
+
+impl From<Addr> for IpAddr {
+    fn from(a: Addr) -> IpAddr {
+        match a {
+            Addr::V4(o) => IpAddr::V4(Ipv4Addr::from(o)),
+            Addr::V6(o) => IpAddr::V6(Ipv6Addr::from(o)),
+        }
+    }
+}
+
+/// One IP set member as the model compares it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Member {
+    /// An address (prefix = full length) or a network with its host bits cleared.
+    Net { addr: Addr, prefix: u8 },
+    /// `addr,proto:port` of a `hash:ip,port` set (protocol by code in `PROTOS`).
+    Port { addr: Addr, proto: u8, port: u16 },
+    /// Anything else, trimmed, as written.
+    Text(Box<str>),
+}
+
+impl Member {
+    /// The member a network stands for: the bare address for a host network, the truncated
+    /// network otherwise.
+    pub fn from_net(net: &IpNet) -> Member {
+        let t = net.trunc();
+        Member::Net {
+            addr: Addr::from(t.addr()),
+            prefix: t.prefix_len(),
+        }
+    }
+
+    /// `addr,proto:port` for a `hash:ip,port` set.
+    pub fn port(addr: IpAddr, proto: &str, port: u16) -> Member {
+        match PROTOS.iter().position(|p| *p == proto) {
+            Some(code) => Member::Port {
+                addr: Addr::from(addr),
+                proto: code as u8,
+                port,
+            },
+            None => Member::Text(format!("{addr},{proto}:{port}").into()),
+        }
+    }
+
+    /// A member as a dump writes it (surrounding blanks ignored): an address or CIDR is
+    /// normalised, an `addr,proto:port` element kept when it prints back exactly as written,
+    /// anything else kept as text.
+    pub fn parse(s: &str) -> Member {
+        let s = s.trim();
+        if let Some(net) = super::endpoints::parse_net(s) {
+            return Member::from_net(&net);
+        }
+        if let Some(m) = parse_port(s) {
+            return m;
+        }
+        Member::Text(s.into())
+    }
+
+    /// The network this member is, when it is one.
+    pub fn net(&self) -> Option<IpNet> {
+        match self {
+            Member::Net { addr, prefix } => IpNet::new(IpAddr::from(*addr), *prefix).ok(),
+            _ => None,
+        }
+    }
+}
+
+/// `addr,proto:port` when it prints back as written (so that equality stays textual).
+fn parse_port(s: &str) -> Option<Member> {
+    let (a, rest) = s.split_once(',')?;
+    let (proto, port) = rest.split_once(':')?;
+    let code = PROTOS.iter().position(|p| *p == proto)?;
+    let m = Member::Port {
+        addr: Addr::from(a.parse::<IpAddr>().ok()?),
+        proto: code as u8,
+        port: port.parse().ok()?,
+    };
+    let mut cmp = SameText {
+        rest: s,
+        same: true,
+    };
+    let _ = write!(cmp, "{m}");
+    (cmp.same && cmp.rest.is_empty()).then_some(m)
+}
+
+/// A `fmt::Write` that checks the written text against a string without allocating.
+struct SameText<'a> {
+    rest: &'a str,
+    same: bool,
+}
+
+impl fmt::Write for SameText<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        match self.rest.strip_prefix(s) {
+            Some(r) if self.same => self.rest = r,
+            _ => self.same = false,
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Member {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Member::Net { addr, prefix } => {
+                let full = match addr {
+                    Addr::V4(_) => 32,
+                    Addr::V6(_) => 128,
+                };
+                if *prefix == full {
+                    write!(f, "{}", IpAddr::from(*addr))
+                } else {
+                    write!(f, "{}/{prefix}", IpAddr::from(*addr))
+                }
+            }
+            Member::Port { addr, proto, port } => {
+                let p = PROTOS.get(usize::from(*proto)).copied().unwrap_or("?");
+                write!(f, "{},{p}:{port}", IpAddr::from(*addr))
+            }
+            Member::Text(t) => f.write_str(t),
+        }
+    }
+}
+
+/// Sort items by the text of their member (the order a string-keyed map would give), for
+/// what a finding or a table lists.
+pub fn sort_by_text<T>(items: &mut [T], member: impl Fn(&T) -> &Member) {
+    let mut keyed: Vec<(String, usize)> = items
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (member(t).to_string(), i))
+        .collect();
+    keyed.sort();
+    let order: Vec<usize> = keyed.into_iter().map(|(_, i)| i).collect();
+    apply_order(items, order);
+}
+
+/// Put `items[order[k]]` at position k.
+fn apply_order<T>(items: &mut [T], mut order: Vec<usize>) {
+    for k in 0..order.len() {
+        // Follow the cycle starting at k, swapping each element into place.
+        let mut cur = k;
+        while order[cur] != k {
+            let next = order[cur];
+            items.swap(cur, next);
+            order[cur] = cur;
+            cur = next;
+        }
+        order[cur] = cur;
+    }
+}
+
+/// Who contributes an expected member: an endpoint or a network set, by index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Source {
+    Endpoint(u32),
+    NetSet(u32),
+}
+
+/// What a set should hold: members sorted and unique, each with the endpoint or network set
+/// that contributes it. Shared between nodes (it depends only on the selector).
+#[derive(Debug, Clone, Default)]
+pub struct ExpectedMembers {
+    entries: Vec<(Member, Source)>,
+}
+
+impl ExpectedMembers {
+    /// From members in contribution order; for a member contributed twice, `first_wins`
+    /// keeps the first contributor, otherwise the last.
+    pub fn new(mut entries: Vec<(Member, Source)>, first_wins: bool) -> ExpectedMembers {
+        if !first_wins {
+            entries.reverse();
+        }
+        // Stable: among equal members the preferred contributor comes first and is kept.
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        entries.dedup_by(|b, a| a.0 == b.0);
+        ExpectedMembers { entries }
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// In member order (numeric, not textual).
+    pub fn iter(&self) -> impl Iterator<Item = &(Member, Source)> {
+        self.entries.iter()
+    }
+
+    pub fn contains(&self, m: &Member) -> bool {
+        self.entries.binary_search_by(|e| e.0.cmp(m)).is_ok()
+    }
+}
+
+/// A dumped set's members, sorted and unique, each with the line that added it (the last
+/// line when a member appears twice).
+#[derive(Debug, Clone, Default)]
+pub struct DumpedMembers {
+    entries: Vec<(Member, u32)>,
+}
+
+impl DumpedMembers {
+    /// From `(member text, line)` in dump order.
+    pub fn new<'a>(members: impl Iterator<Item = (&'a str, usize)>) -> DumpedMembers {
+        let mut entries: Vec<(Member, u32)> = members
+            .map(|(v, line)| (Member::parse(v), u32::try_from(line).unwrap_or(u32::MAX)))
+            .collect();
+        // Last occurrence wins: reverse, then a stable sort keeps it first among equals.
+        entries.reverse();
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        entries.dedup_by(|b, a| a.0 == b.0);
+        DumpedMembers { entries }
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// `(member, line)` in member order (numeric, not textual).
+    pub fn iter(&self) -> impl Iterator<Item = (&Member, usize)> {
+        self.entries.iter().map(|(m, l)| (m, *l as usize))
+    }
+
+    pub fn contains(&self, m: &Member) -> bool {
+        self.entries.binary_search_by(|e| e.0.cmp(m)).is_ok()
+    }
+}
+
+/// How a dumped set differs from what it should hold, in member order.
+#[derive(Debug, Default)]
+pub struct Diff<'e, 'd> {
+    /// Expected members the dump lacks, with their contributor.
+    pub missing: Vec<&'e (Member, Source)>,
+    /// Dumped members not expected, with their line.
+    pub stale: Vec<(&'d Member, usize)>,
+}
+
+/// Expected members the dump lacks, and dumped members not expected: one merge of the two
+/// sorted lists.
+pub fn diff<'e, 'd>(expected: &'e ExpectedMembers, dumped: &'d DumpedMembers) -> Diff<'e, 'd> {
+    let (mut missing, mut stale) = (Vec::new(), Vec::new());
+    let (e, d) = (&expected.entries, &dumped.entries);
+    let (mut i, mut j) = (0, 0);
+    while i < e.len() && j < d.len() {
+        match e[i].0.cmp(&d[j].0) {
+            std::cmp::Ordering::Less => {
+                missing.push(&e[i]);
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                stale.push((&d[j].0, d[j].1 as usize));
+                j += 1;
+            }
+            std::cmp::Ordering::Equal => {
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    missing.extend(&e[i..]);
+    stale.extend(d[j..].iter().map(|(m, l)| (m, *l as usize)));
+    Diff { missing, stale }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The key a string-keyed map of the model used before members were compact.
+    fn text_key(v: &str) -> String {
+        let v = v.trim();
+        super::super::endpoints::parse_net(v)
+            .map(|n| super::super::node::member_key(&n))
+            .unwrap_or_else(|| v.to_string())
+    }
+
+    #[test]
+    fn members_print_exactly_as_the_text_keys_they_replace() {
+        for v in [
+            "10.0.0.1",
+            "10.0.0.1/32",
+            "10.0.0.5/24",
+            "10.0.0.0/24",
+            "0.0.0.0/0",
+            " 192.168.1.7 ",
+            "fd00::1",
+            "fd00::1/128",
+            "fd00::1:2/64",
+            "::/0",
+            "::ffff:10.0.0.1",
+            "10.244.0.17,tcp:53",
+            "fd00::17,udp:5353",
+            "10.244.0.17,tcp:053",
+            "10.244.0.17,tcp:70000",
+            "10.244.0.17,bogus:53",
+            "10.0.0.1-10.0.0.9",
+            "cali40s:abc",
+            "eth0",
+        ] {
+            assert_eq!(Member::parse(v).to_string(), text_key(v), "{v:?}");
+        }
+    }
+
+    #[test]
+    fn hosts_and_cidrs_normalise_like_ipset_prints_them() {
+        assert_eq!(Member::parse("10.0.0.1/32"), Member::parse("10.0.0.1"));
+        assert_eq!(Member::parse("10.0.0.5/24"), Member::parse("10.0.0.0/24"));
+        assert_ne!(Member::parse("10.0.0.0/24"), Member::parse("10.0.0.0/25"));
+        assert_eq!(Member::parse("fd00::1/128").to_string(), "fd00::1");
+        assert_eq!(Member::parse("fd00::1:2/64").to_string(), "fd00::/64");
+        let net: IpNet = "10.1.2.3/16".parse().unwrap();
+        assert_eq!(Member::from_net(&net).to_string(), "10.1.0.0/16");
+        assert_eq!(
+            Member::from_net(&net).net(),
+            Some("10.1.0.0/16".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn named_port_members_equal_exactly_when_their_texts_do() {
+        let a = Member::port("10.244.0.17".parse().unwrap(), "tcp", 53);
+        assert_eq!(a.to_string(), "10.244.0.17,tcp:53");
+        assert_eq!(Member::parse("10.244.0.17,tcp:53"), a);
+        assert!(matches!(a, Member::Port { .. }));
+        // A zero-padded port is another text, so another member.
+        assert_ne!(Member::parse("10.244.0.17,tcp:053"), a);
+        assert_ne!(Member::parse("10.244.0.17,udp:53"), a);
+        let odd = Member::port("10.244.0.17".parse().unwrap(), "weird", 53);
+        assert_eq!(odd, Member::parse("10.244.0.17,weird:53"));
+        assert_eq!(odd.to_string(), "10.244.0.17,weird:53");
+    }
+
+    #[test]
+    fn order_is_numeric_and_text_order_is_restored_for_listing() {
+        let mut v: Vec<Member> = ["10.0.0.10", "10.0.0.2", "9.0.0.1", "10.0.0.0/8"]
+            .iter()
+            .map(|s| Member::parse(s))
+            .collect();
+        v.sort();
+        let shown: Vec<String> = v.iter().map(Member::to_string).collect();
+        assert_eq!(shown, ["9.0.0.1", "10.0.0.0/8", "10.0.0.2", "10.0.0.10"]);
+        sort_by_text(&mut v, |m| m);
+        let shown: Vec<String> = v.iter().map(Member::to_string).collect();
+        assert_eq!(shown, ["10.0.0.0/8", "10.0.0.10", "10.0.0.2", "9.0.0.1"]);
+    }
+
+    #[test]
+    fn duplicates_keep_the_first_contributor_or_the_last_line() {
+        let e = ExpectedMembers::new(
+            vec![
+                (Member::parse("10.0.0.1"), Source::Endpoint(3)),
+                (Member::parse("10.0.0.1/32"), Source::NetSet(0)),
+            ],
+            true,
+        );
+        assert_eq!(e.len(), 1);
+        assert_eq!(e.iter().next().map(|x| x.1), Some(Source::Endpoint(3)));
+        let e = ExpectedMembers::new(
+            vec![
+                (Member::parse("10.0.0.1"), Source::Endpoint(3)),
+                (Member::parse("10.0.0.1"), Source::Endpoint(5)),
+            ],
+            false,
+        );
+        assert_eq!(e.iter().next().map(|x| x.1), Some(Source::Endpoint(5)));
+        let d = DumpedMembers::new([("10.0.0.1", 4), ("10.0.0.1/32", 9)].into_iter());
+        assert_eq!(
+            d.iter().collect::<Vec<_>>(),
+            [(&Member::parse("10.0.0.1"), 9)]
+        );
+    }
+
+    #[test]
+    fn diff_lists_what_is_lacking_and_what_is_extra() {
+        let e = ExpectedMembers::new(
+            ["10.0.0.1", "10.0.0.2", "10.0.0.3"]
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (Member::parse(s), Source::Endpoint(i as u32)))
+                .collect(),
+            true,
+        );
+        let d = DumpedMembers::new([("10.0.0.2", 1), ("10.0.0.9", 2)].into_iter());
+        let Diff { missing, stale } = diff(&e, &d);
+        let missing: Vec<String> = missing.iter().map(|m| m.0.to_string()).collect();
+        assert_eq!(missing, ["10.0.0.1", "10.0.0.3"]);
+        assert_eq!(stale, [(&Member::parse("10.0.0.9"), 2)]);
+        assert!(e.contains(&Member::parse("10.0.0.3")));
+        assert!(!d.contains(&Member::parse("10.0.0.3")));
+    }
+
+    #[test]
+    fn a_member_is_no_bigger_than_three_words() {
+        assert!(std::mem::size_of::<Member>() <= 24);
+    }
+}
