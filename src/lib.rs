@@ -165,17 +165,16 @@ fn unreplied_traces(model: &Model<'_>, findings: &[Finding]) -> Vec<trace::Trace
     let mut out = Vec::new();
     for node in &model.nodes {
         for ct in &node.conntrack {
-            for e in ct.data.entries.iter().filter(|e| e.unreplied) {
+            // Unreplied flow keys (listing and events) by the line each first appears at.
+            for g in ct.data.unreplied_all() {
+                let e = &g.first;
                 if out.len() >= MAX_UNREPLIED_TRACES {
                     return out;
                 }
                 let (Some(s), Some(d)) = (by_ip.get(e.orig.src), by_ip.get(e.orig.dst)) else {
                     continue;
                 };
-                let dport = match e.orig.l4 {
-                    parse::conntrack::L4::Ports { dport, .. } => Some(dport),
-                    _ => None,
-                };
+                let dport = g.key.dport;
                 if !seen.insert((s, d, e.proto, dport)) {
                     continue;
                 }

@@ -95,22 +95,22 @@ fn counted_flows(m: &Model<'_>, node: &NodeModel<'_>) -> Option<Read> {
     // Events (`conntrack -E`) are not a table.
     let (path, t) = tables
         .iter()
-        .filter(|(_, t)| !t.entries.is_empty() && t.entries.iter().all(|e| e.event.is_none()))
-        .max_by_key(|(_, t)| t.entries.len())?;
-    let (line, excerpt) = match (t.summary, t.entries.last()) {
+        .filter(|(_, t)| t.counts.flows > 0 && t.counts.events() == 0)
+        .max_by_key(|(_, t)| t.counts.flows)?;
+    let (line, excerpt) = match (t.summary, t.last_line) {
         (Some(s), _) => (
             s.line,
             super::line_text(m, path, s.line)
                 .unwrap_or_else(|| format!("{} flow entries have been shown.", s.shown)),
         ),
-        (None, Some(e)) => (
-            e.line as usize,
-            format!("({} flows in the capture)", t.entries.len()),
+        (None, Some(last)) => (
+            last as usize,
+            format!("({} flows in the capture)", t.counts.flows),
         ),
         (None, None) => return None,
     };
     Some(Read {
-        value: t.entries.len() as u64,
+        value: t.counts.flows,
         evidence: Evidence {
             path: path.to_string(),
             line,

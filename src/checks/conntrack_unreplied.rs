@@ -13,7 +13,7 @@ use crate::model::flows::{
 };
 use crate::model::node::NodeModel;
 use crate::model::{Endpoint, EndpointKind, Model};
-use crate::parse::conntrack::{Entry, Event};
+use crate::parse::conntrack::Entry;
 
 pub const CHECK: Check = Check {
     code: "CAL061",
@@ -91,28 +91,26 @@ fn run(m: &Model<'_>, out: &mut Vec<Finding>) {
         let mut groups: HashMap<Key, Group<'_>> = HashMap::new();
         for d in &node.conntrack {
             // `conntrack -E` prints every new flow as unreplied: only snapshots and the
-            // destruction of flows that never got an answer count.
-            for e in d
-                .data
-                .entries
-                .iter()
-                .filter(|e| e.unreplied && matches!(e.event, None | Some(Event::Destroy)))
-            {
-                let key = if let Some(ep) = is_local(e.orig.src) {
+            // destruction of flows that never got an answer count (`Table::unreplied`). Its
+            // groups come in the order their keys first appear, so the first one met for a
+            // key here holds its earliest entry.
+            for g in d.data.unreplied.iter() {
+                let (e, k) = (&g.first, &g.key);
+                let key = if let Some(ep) = is_local(k.src) {
                     Key {
                         endpoint: ep,
                         outbound: true,
-                        peer: e.orig.dst,
-                        proto: e.proto,
-                        dport: e.orig.dport(),
+                        peer: k.dst,
+                        proto: k.proto,
+                        dport: k.dport,
                     }
-                } else if let Some(ep) = is_local(e.reply.src).or_else(|| is_local(e.orig.dst)) {
+                } else if let Some(ep) = is_local(k.reply_src).or_else(|| is_local(k.dst)) {
                     Key {
                         endpoint: ep,
                         outbound: false,
-                        peer: e.orig.src,
-                        proto: e.proto,
-                        dport: e.orig.dport(),
+                        peer: k.src,
+                        proto: k.proto,
+                        dport: k.dport,
                     }
                 } else {
                     continue;
@@ -124,7 +122,7 @@ fn run(m: &Model<'_>, out: &mut Vec<Finding>) {
                         path: d.path(),
                         first: e,
                     })
-                    .count += 1;
+                    .count += g.count;
             }
         }
         let mut groups: Vec<(Key, Group<'_>)> = groups.into_iter().collect();

@@ -5,7 +5,6 @@ use std::collections::{BTreeSet, HashMap};
 use super::{Check, Evidence, Finding, Severity, Step};
 use crate::model::Model;
 use crate::model::flows::entry_text;
-use crate::parse::conntrack::{L4, TcpState};
 use crate::trace::{flow, intent};
 
 pub const CHECK: Check = Check {
@@ -89,22 +88,15 @@ fn run(m: &Model<'_>, out: &mut Vec<Finding>) {
         let mut groups: Vec<Group> = Vec::new();
         let mut group_of: HashMap<GroupKey, usize> = HashMap::new();
         for ct in &node.conntrack {
-            for e in &ct.data.entries {
-                let established = match e.state {
-                    Some(s) => s == TcpState::Established,
-                    None => e.proto == 17 && !e.unreplied,
-                };
-                if !established {
-                    continue;
-                }
-                let (Some(s), Some(d)) = (by_ip.get(e.orig.src), by_ip.get(e.orig.dst)) else {
+            // Established flows by (source, destination, protocol, port), in the order each
+            // first appears: the first entry of a flow is its evidence.
+            for g in ct.data.established.iter() {
+                let e = &g.first;
+                let (Some(s), Some(d)) = (by_ip.get(g.key.src), by_ip.get(g.key.dst)) else {
                     continue;
                 };
-                let dport = match e.orig.l4 {
-                    L4::Ports { dport, .. } => Some(dport),
-                    _ => None,
-                };
-                if seen.len() >= MAX_FLOWS || !seen.insert((s, d, e.proto, dport)) {
+                let dport = g.key.dport;
+                if seen.len() >= MAX_FLOWS || !seen.insert((s, d, g.key.proto, dport)) {
                     continue;
                 }
                 let f = flow::Flow {

@@ -484,7 +484,7 @@ mod tests {
             "tcp      6 112 SYN_SENT src=10.65.0.7 dst=10.65.1.5 sport=33210 dport=8080 [UNREPLIED] src=10.65.1.5 dst=10.65.0.7 sport=8080 dport=33210 mark=0 use=1\n",
         );
         assert_eq!(
-            entry_text(&t.entries[0]),
+            entry_text(&t.sample[0]),
             "tcp      6 112 SYN_SENT src=10.65.0.7 dst=10.65.1.5 sport=33210 dport=8080 [UNREPLIED] src=10.65.1.5 dst=10.65.0.7 sport=8080 dport=33210 mark=0 use=1"
         );
     }

@@ -5,13 +5,19 @@
 //! …`) and `conntrack -C` (one number). Files that mix them (stderr merged, `-L -S -C` in one
 //! capture) are read line by line, each line by its shape.
 //!
-//! Tables can hold a million flows, so an [`Entry`] is compact: numeric addresses and ports,
-//! small enums, no strings. Large files are parsed in chunks ([`parse_chunk`]) and merged in
-//! file order ([`Table::merge`]); flows never span lines, so merging is concatenation.
+//! Tables can hold millions of flows, so a [`Table`] does not keep them: every line is parsed
+//! into a compact [`Entry`] on the stack and folded into bounded aggregates: [`Counts`] by
+//! protocol, TCP state and event; the first [`SAMPLE`] entries; and [`Groups`] of the flows
+//! that become evidence (`[UNREPLIED]` flows, established connections), one per flow key with
+//! its count and its earliest entry, at most a fixed number of keys each (the first keys in
+//! file order; later new keys only count as `dropped`). Large files are parsed in chunks
+//! ([`parse_chunk`]) and merged in file order ([`Table::merge`]); flows never span lines.
 //!
 //! Not handled: `-o xml` (reported as one error), per-flow helper/label/secctx details (skipped).
 
-use std::net::IpAddr;
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::net::{IpAddr, Ipv4Addr};
 
 use serde::Serialize;
 
@@ -44,6 +50,9 @@ pub enum TcpState {
 }
 
 impl TcpState {
+    /// Number of states (the length of [`Counts::by_state`]).
+    pub const COUNT: usize = 11;
+
     pub fn from_word(w: &str) -> Option<TcpState> {
         Some(match w {
             "NONE" => TcpState::None,
@@ -102,7 +111,7 @@ impl Tuple {
 }
 
 /// One flow (or one event) of `conntrack -L` / `-E`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Entry {
     /// 1-based line.
     pub line: u32,
@@ -120,6 +129,16 @@ pub struct Entry {
     pub zone: Option<u16>,
     pub use_count: u32,
     pub event: Option<Event>,
+}
+
+impl Entry {
+    /// A connection conntrack has seen both ways: TCP `ESTABLISHED`, or UDP with a reply.
+    pub fn is_established(&self) -> bool {
+        match self.state {
+            Some(s) => s == TcpState::Established,
+            None => self.proto == 17 && !self.unreplied,
+        }
+    }
 }
 
 /// `conntrack -S` per-CPU counters and totals, and the `conntrack -C` count.
@@ -187,10 +206,272 @@ pub struct Summary {
     pub shown: u64,
 }
 
-/// Parsed `conntrack` output.
-#[derive(Debug, Clone, Default, Serialize)]
+/// Entries kept whole in [`Table::sample`], the first of the file.
+pub const SAMPLE: usize = 32;
+/// Flow keys kept in [`Table::unreplied`] (and in [`Table::unreplied_events`]).
+pub const UNREPLIED_GROUPS: usize = 4096;
+/// Flow keys kept in [`Table::established`].
+pub const ESTABLISHED_GROUPS: usize = 8192;
+
+/// How many entries of each kind a table holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    /// Flow lines (and event lines) read: what the report counts as records.
+    pub flows: u64,
+    /// `conntrack -E` events: `[NEW]`, `[UPDATE]`, `[DESTROY]`, in that order.
+    pub by_event: [u64; 3],
+    /// TCP flows by state, indexed by `TcpState as usize`.
+    pub by_state: [u64; TcpState::COUNT],
+    /// `(protocol number, flows)` in first-seen order.
+    pub by_proto: Vec<(u8, u64)>,
+    pub unreplied: u64,
+    pub assured: u64,
+}
+
+impl Counts {
+    /// Event lines (`conntrack -E`) among the flows.
+    pub fn events(&self) -> u64 {
+        self.by_event.iter().sum()
+    }
+
+    pub fn event(&self, e: Event) -> u64 {
+        self.by_event[e as usize]
+    }
+
+    pub fn state(&self, s: TcpState) -> u64 {
+        self.by_state[s as usize]
+    }
+
+    pub fn proto(&self, proto: u8) -> u64 {
+        self.by_proto
+            .iter()
+            .find(|(p, _)| *p == proto)
+            .map_or(0, |(_, n)| *n)
+    }
+
+    fn add(&mut self, e: &Entry) {
+        self.flows += 1;
+        if let Some(ev) = e.event {
+            self.by_event[ev as usize] += 1;
+        }
+        if let Some(s) = e.state {
+            self.by_state[s as usize] += 1;
+        }
+        self.add_proto(e.proto, 1);
+        self.unreplied += u64::from(e.unreplied);
+        self.assured += u64::from(e.assured);
+    }
+
+    fn add_proto(&mut self, proto: u8, n: u64) {
+        // A handful of protocols: a scan beats a map.
+        match self.by_proto.iter_mut().find(|(p, _)| *p == proto) {
+            Some((_, c)) => *c += n,
+            None => self.by_proto.push((proto, n)),
+        }
+    }
+
+    fn merge(&mut self, later: &Counts) {
+        self.flows += later.flows;
+        for (a, b) in self.by_event.iter_mut().zip(later.by_event) {
+            *a += b;
+        }
+        for (a, b) in self.by_state.iter_mut().zip(later.by_state) {
+            *a += b;
+        }
+        for &(p, n) in &later.by_proto {
+            self.add_proto(p, n);
+        }
+        self.unreplied += later.unreplied;
+        self.assured += later.assured;
+    }
+}
+
+/// The entries of one flow key: how many, and the earliest (its line is the evidence).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FlowGroup<K> {
+    pub key: K,
+    pub count: u64,
+    pub first: Entry,
+}
+
+/// `[UNREPLIED]` flows by original tuple (without the source port, which changes with every
+/// retry) and the reply's source (the real destination after DNAT).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct UnrepliedKey {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub reply_src: IpAddr,
+    pub proto: u8,
+    pub dport: Option<u16>,
+}
+
+/// Flows by original source, destination, protocol and destination port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct FlowKey {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub proto: u8,
+    pub dport: Option<u16>,
+}
+
+// The derived `Hash` feeds the hasher field by field (a dozen small writes per key, a
+// measurable share of parsing a big table); one write of the packed key hashes the same
+// equality.
+fn pack_ip(ip: IpAddr) -> u128 {
+    match ip {
+        // An IPv4 address is never equal to an IPv6 one: keep them apart (bit 127 marks v4).
+        IpAddr::V4(a) => (1 << 127) | u128::from(a.to_bits()),
+        IpAddr::V6(a) => a.to_bits(),
+    }
+}
+
+fn pack_l4(proto: u8, dport: Option<u16>) -> u32 {
+    u32::from(proto) << 24 | dport.map_or(0, |p| (1 << 16) | u32::from(p))
+}
+
+impl Hash for FlowKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        let mut b = [0u8; 36];
+        b[..16].copy_from_slice(&pack_ip(self.src).to_le_bytes());
+        b[16..32].copy_from_slice(&pack_ip(self.dst).to_le_bytes());
+        b[32..].copy_from_slice(&pack_l4(self.proto, self.dport).to_le_bytes());
+        state.write(&b);
+    }
+}
+
+impl Hash for UnrepliedKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        let mut b = [0u8; 52];
+        b[..16].copy_from_slice(&pack_ip(self.src).to_le_bytes());
+        b[16..32].copy_from_slice(&pack_ip(self.dst).to_le_bytes());
+        b[32..48].copy_from_slice(&pack_ip(self.reply_src).to_le_bytes());
+        b[48..].copy_from_slice(&pack_l4(self.proto, self.dport).to_le_bytes());
+        state.write(&b);
+    }
+}
+
+/// Entries grouped by key, in the order each key first appears, with at most `cap` keys:
+/// once full, entries of keys not yet kept are only counted in `dropped`. Keys kept are the
+/// first of the file, so a group's `first` is its earliest entry and its `count` is exact.
+#[derive(Clone, Serialize)]
+pub struct Groups<K> {
+    groups: Vec<FlowGroup<K>>,
+    #[serde(skip)]
+    index: HashMap<K, u32>,
+    cap: usize,
+    /// Entries of keys that were not kept because the cap was reached.
+    pub dropped: u64,
+}
+
+impl<K: Copy + Eq + Hash> Groups<K> {
+    pub fn new(cap: usize) -> Self {
+        Groups {
+            groups: Vec::new(),
+            index: HashMap::new(),
+            cap,
+            dropped: 0,
+        }
+    }
+
+    /// Groups in the order their keys first appear in the file (their `first.line` ascends).
+    pub fn iter(&self) -> std::slice::Iter<'_, FlowGroup<K>> {
+        self.groups.iter()
+    }
+
+    pub fn get(&self, key: &K) -> Option<&FlowGroup<K>> {
+        self.index.get(key).map(|&i| &self.groups[i as usize])
+    }
+
+    /// Keys kept.
+    pub fn len(&self) -> usize {
+        self.groups.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.groups.is_empty()
+    }
+
+    /// Keys kept at most.
+    pub fn cap(&self) -> usize {
+        self.cap
+    }
+
+    /// Entries counted, kept or dropped.
+    pub fn entries(&self) -> u64 {
+        self.groups.iter().map(|g| g.count).sum::<u64>() + self.dropped
+    }
+
+    fn add(&mut self, key: K, e: &Entry) {
+        if let Some(&i) = self.index.get(&key) {
+            self.groups[i as usize].count += 1;
+        } else {
+            self.insert(FlowGroup {
+                key,
+                count: 1,
+                first: *e,
+            });
+        }
+    }
+
+    /// A key not kept yet: kept if there is room, else counted as dropped.
+    fn insert(&mut self, g: FlowGroup<K>) {
+        if self.groups.len() < self.cap {
+            self.index.insert(g.key, self.groups.len() as u32);
+            self.groups.push(g);
+        } else {
+            self.dropped += g.count;
+        }
+    }
+
+    /// Append the groups of the next chunk. Exact when that chunk kept every key it met
+    /// (fewer than `cap`); otherwise entries of its keys it had no room for stay `dropped`,
+    /// even when an earlier chunk kept their key.
+    fn merge(&mut self, later: Groups<K>) {
+        for g in later.groups {
+            match self.index.get(&g.key) {
+                Some(&i) => self.groups[i as usize].count += g.count,
+                None => self.insert(g),
+            }
+        }
+        self.dropped += later.dropped;
+    }
+}
+
+// Without the index: its order is random, and it says nothing `groups` does not.
+impl<K: std::fmt::Debug> std::fmt::Debug for Groups<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Groups")
+            .field("groups", &self.groups)
+            .field("cap", &self.cap)
+            .field("dropped", &self.dropped)
+            .finish()
+    }
+}
+
+impl<K: PartialEq> PartialEq for Groups<K> {
+    fn eq(&self, other: &Self) -> bool {
+        self.groups == other.groups && self.cap == other.cap && self.dropped == other.dropped
+    }
+}
+
+impl<K: Eq> Eq for Groups<K> {}
+
+/// Parsed `conntrack` output: counts and bounded groups, not every flow.
+#[derive(Debug, Clone, Serialize)]
 pub struct Table {
-    pub entries: Vec<Entry>,
+    pub counts: Counts,
+    /// The first [`SAMPLE`] entries, in file order.
+    pub sample: Vec<Entry>,
+    /// Line of the last flow entry.
+    pub last_line: Option<u32>,
+    /// `[UNREPLIED]` flows of a listing, and `[DESTROY]` events of flows that never got an
+    /// answer ([`UNREPLIED_GROUPS`] keys at most).
+    pub unreplied: Groups<UnrepliedKey>,
+    /// `[NEW]` and `[UPDATE]` events still unreplied: `conntrack -E` prints every new flow so.
+    pub unreplied_events: Groups<UnrepliedKey>,
+    /// Established connections ([`Entry::is_established`]), any event or none
+    /// ([`ESTABLISHED_GROUPS`] keys at most).
+    pub established: Groups<FlowKey>,
     /// The last `… N flow entries have been shown.` line.
     pub summary: Option<Summary>,
     /// Other `conntrack vX (conntrack-tools): …` messages (errors such as
@@ -202,15 +483,84 @@ pub struct Table {
     pub errors: Vec<ParseError>,
 }
 
+impl Default for Table {
+    fn default() -> Self {
+        Table {
+            counts: Counts::default(),
+            sample: Vec::new(),
+            last_line: None,
+            unreplied: Groups::new(UNREPLIED_GROUPS),
+            unreplied_events: Groups::new(UNREPLIED_GROUPS),
+            established: Groups::new(ESTABLISHED_GROUPS),
+            summary: None,
+            messages: Vec::new(),
+            stats: Stats::default(),
+            lines: 0,
+            errors: Vec::new(),
+        }
+    }
+}
+
 impl Table {
     /// Records as the report counts them: flow entries.
     pub fn records(&self) -> usize {
-        self.entries.len()
+        usize::try_from(self.counts.flows).unwrap_or(usize::MAX)
+    }
+
+    /// Every unreplied group, listing and events together, by the line each key first
+    /// appears at.
+    pub fn unreplied_all(&self) -> impl Iterator<Item = &FlowGroup<UnrepliedKey>> {
+        let mut a = self.unreplied.iter().peekable();
+        let mut b = self.unreplied_events.iter().peekable();
+        std::iter::from_fn(move || match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) if y.first.line < x.first.line => b.next(),
+            (Some(_), _) => a.next(),
+            (None, _) => b.next(),
+        })
+    }
+
+    /// Fold one parsed entry into the counts and groups.
+    fn add(&mut self, e: &Entry) {
+        self.counts.add(e);
+        self.last_line = Some(e.line);
+        if self.sample.len() < SAMPLE {
+            self.sample.push(*e);
+        }
+        if e.unreplied {
+            let key = UnrepliedKey {
+                src: e.orig.src,
+                dst: e.orig.dst,
+                reply_src: e.reply.src,
+                proto: e.proto,
+                dport: e.orig.dport(),
+            };
+            match e.event {
+                None | Some(Event::Destroy) => self.unreplied.add(key, e),
+                Some(_) => self.unreplied_events.add(key, e),
+            }
+        }
+        if e.is_established() {
+            let key = FlowKey {
+                src: e.orig.src,
+                dst: e.orig.dst,
+                proto: e.proto,
+                dport: e.orig.dport(),
+            };
+            self.established.add(key, e);
+        }
     }
 
     /// Append the next chunk of the same file (chunks merged in file order).
     pub fn merge(&mut self, later: Table) {
-        self.entries.extend(later.entries);
+        self.counts.merge(&later.counts);
+        if later.last_line.is_some() {
+            self.last_line = later.last_line;
+        }
+        let room = SAMPLE.saturating_sub(self.sample.len());
+        self.sample.extend(later.sample.into_iter().take(room));
+        self.unreplied.merge(later.unreplied);
+        self.unreplied_events.merge(later.unreplied_events);
+        self.established.merge(later.established);
         if later.summary.is_some() {
             self.summary = later.summary;
         }
@@ -273,7 +623,7 @@ pub fn parse_chunk(text: &str, first_line: usize) -> Table {
             continue;
         }
         match parse_entry(no, line) {
-            Ok(e) => t.entries.push(e),
+            Ok(e) => t.add(&e),
             Err(msg) => push_error(&mut t.errors, no, msg),
         }
     }
@@ -383,29 +733,73 @@ impl TupleBuilder {
     }
 }
 
-fn parse_entry(no: usize, line: &str) -> Result<Entry, String> {
-    let mut toks = line.split_ascii_whitespace().peekable();
-    let mut event = None;
-    // `-E -o timestamp`: `[1591967432.123456]` before the event.
-    if toks
-        .peek()
-        .is_some_and(|t| t.starts_with('[') && t[1..].starts_with(|c: char| c.is_ascii_digit()))
-    {
-        toks.next();
+/// The tokens of a line as `split_ascii_whitespace` cuts them, each with the offset of its
+/// first `=` (found in the same pass over the bytes).
+struct Tokens<'a> {
+    line: &'a str,
+    pos: usize,
+}
+
+impl<'a> Tokens<'a> {
+    fn new(line: &'a str) -> Self {
+        Tokens { line, pos: 0 }
     }
-    if let Some(t) = toks.peek() {
-        event = match *t {
-            "[NEW]" => Some(Event::New),
-            "[UPDATE]" => Some(Event::Update),
-            "[DESTROY]" => Some(Event::Destroy),
-            _ => None,
-        };
-        if event.is_some() {
-            toks.next();
+
+    fn next_kv(&mut self) -> Option<(&'a str, Option<usize>)> {
+        let b = self.line.as_bytes();
+        let mut i = self.pos;
+        while b.get(i).is_some_and(u8::is_ascii_whitespace) {
+            i += 1;
         }
+        if i >= b.len() {
+            self.pos = i;
+            return None;
+        }
+        let start = i;
+        let mut eq = None;
+        while let Some(&c) = b.get(i) {
+            if c.is_ascii_whitespace() {
+                break;
+            }
+            if c == b'=' && eq.is_none() {
+                eq = Some(i - start);
+            }
+            i += 1;
+        }
+        self.pos = i;
+        // Cut at ASCII bytes: always on a char boundary.
+        Some((self.line.get(start..i)?, eq))
+    }
+}
+
+impl<'a> Iterator for Tokens<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        self.next_kv().map(|(t, _)| t)
+    }
+}
+
+fn parse_entry(no: usize, line: &str) -> Result<Entry, String> {
+    let mut toks = Tokens::new(line);
+    let mut next = toks.next();
+    // `-E -o timestamp`: `[1591967432.123456]` before the event.
+    if next
+        .is_some_and(|t| t.starts_with('[') && t.as_bytes().get(1).is_some_and(u8::is_ascii_digit))
+    {
+        next = toks.next();
+    }
+    let event = match next {
+        Some("[NEW]") => Some(Event::New),
+        Some("[UPDATE]") => Some(Event::Update),
+        Some("[DESTROY]") => Some(Event::Destroy),
+        _ => None,
+    };
+    if event.is_some() {
+        next = toks.next();
     }
     let mut family = None;
-    let mut tok = toks.next().ok_or("empty line")?;
+    let mut tok = next.ok_or("empty line")?;
     match tok {
         "ipv4" | "ipv6" => {
             family = Some(if tok == "ipv4" {
@@ -420,9 +814,9 @@ fn parse_entry(no: usize, line: &str) -> Result<Entry, String> {
     }
     let name_proto = proto_number(tok);
     let proto_tok = toks.next().ok_or("line ends after the protocol")?;
-    let proto: u8 = match proto_tok.parse() {
-        Ok(p) => p,
-        Err(_) => {
+    let proto: u8 = match dec(proto_tok) {
+        Some(p) => p,
+        None => {
             return Err(format!(
                 "not a conntrack entry (protocol {tok:?} {proto_tok:?})"
             ));
@@ -444,15 +838,15 @@ fn parse_entry(no: usize, line: &str) -> Result<Entry, String> {
     let mut zone = None;
     let mut use_count = 0;
     let mut first = true;
-    for tok in toks {
+    while let Some((tok, eq)) = toks.next_kv() {
         if first {
             first = false;
-            if let Ok(n) = tok.parse::<u32>() {
+            if let Some(n) = dec::<u32>(tok) {
                 timeout = n;
                 continue;
             }
         }
-        if let Some((k, v)) = tok.split_once('=') {
+        if let Some((k, v)) = eq.and_then(|i| Some((tok.get(..i)?, tok.get(i + 1..)?))) {
             let bad = || format!("bad value in {tok:?}");
             match k {
                 "src" | "dst" => {
@@ -463,23 +857,23 @@ fn parse_entry(no: usize, line: &str) -> Result<Entry, String> {
                             return Err("more than two tuples".into());
                         }
                     }
-                    let ip: IpAddr = v.parse().map_err(|_| bad())?;
+                    let ip = parse_ip(v).ok_or_else(bad)?;
                     if k == "src" {
                         tuples[dir].src = Some(ip);
                     } else {
                         tuples[dir].dst = Some(ip);
                     }
                 }
-                "sport" => tuples[dir].sport = Some(v.parse().map_err(|_| bad())?),
-                "dport" => tuples[dir].dport = Some(v.parse().map_err(|_| bad())?),
-                "type" => tuples[dir].kind = Some(v.parse().map_err(|_| bad())?),
-                "code" => tuples[dir].code = Some(v.parse().map_err(|_| bad())?),
+                "sport" => tuples[dir].sport = Some(dec(v).ok_or_else(bad)?),
+                "dport" => tuples[dir].dport = Some(dec(v).ok_or_else(bad)?),
+                "type" => tuples[dir].kind = Some(dec(v).ok_or_else(bad)?),
+                "code" => tuples[dir].code = Some(dec(v).ok_or_else(bad)?),
                 "id" if tuples[dir].kind.is_some() && tuples[dir].id.is_none() => {
-                    tuples[dir].id = Some(v.parse().map_err(|_| bad())?)
+                    tuples[dir].id = Some(dec(v).ok_or_else(bad)?)
                 }
                 "mark" => mark = parse_u32(v).ok_or_else(bad)?,
-                "zone" => zone = Some(v.parse().map_err(|_| bad())?),
-                "use" => use_count = v.parse().map_err(|_| bad())?,
+                "zone" => zone = Some(dec(v).ok_or_else(bad)?),
+                "use" => use_count = dec(v).ok_or_else(bad)?,
                 // packets=, bytes=, secctx=, labels=, id=, delta-time=, zone-orig=, …
                 _ => {}
             }
@@ -520,10 +914,60 @@ fn parse_entry(no: usize, line: &str) -> Result<Entry, String> {
     })
 }
 
+/// A decimal number as `str::parse` reads it. Plain digits (nearly every value of a table)
+/// are read here; anything else (`+1`, empty, too long) goes to `str::parse`, so both accept
+/// exactly the same texts.
+fn dec<T: TryFrom<u64> + std::str::FromStr>(v: &str) -> Option<T> {
+    let b = v.as_bytes();
+    if b.is_empty() || b.len() > 19 || !b.iter().all(u8::is_ascii_digit) {
+        return v.parse().ok();
+    }
+    let n = b.iter().fold(0u64, |n, &d| n * 10 + u64::from(d - b'0'));
+    T::try_from(n).ok()
+}
+
+/// An address as `IpAddr::from_str` reads it; plain dotted quads are read here.
+fn parse_ip(v: &str) -> Option<IpAddr> {
+    match dotted_quad(v.as_bytes()) {
+        Some(a) => Some(IpAddr::V4(a)),
+        None => v.parse().ok(),
+    }
+}
+
+/// `a.b.c.d`, each 0–255 without leading zeros: a subset of what `Ipv4Addr::from_str`
+/// accepts (it also rejects leading zeros), read the same.
+fn dotted_quad(b: &[u8]) -> Option<Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let mut i = 0;
+    for (k, o) in octets.iter_mut().enumerate() {
+        if k > 0 {
+            if b.get(i) != Some(&b'.') {
+                return None;
+            }
+            i += 1;
+        }
+        let start = i;
+        let mut n = 0u32;
+        while let Some(&d) = b.get(i).filter(|d| d.is_ascii_digit()) {
+            if i - start == 3 {
+                return None;
+            }
+            n = n * 10 + u32::from(d - b'0');
+            i += 1;
+        }
+        let len = i - start;
+        if len == 0 || (len > 1 && b.get(start) == Some(&b'0')) || n > 255 {
+            return None;
+        }
+        *o = n as u8;
+    }
+    (i == b.len()).then_some(Ipv4Addr::from(octets))
+}
+
 fn parse_u32(v: &str) -> Option<u32> {
     match v.strip_prefix("0x") {
         Some(hex) => u32::from_str_radix(hex, 16).ok(),
-        None => v.parse().ok(),
+        None => dec(v),
     }
 }
 
