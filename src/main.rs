@@ -190,27 +190,35 @@ fn analyze(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     }
     let report = calisnap::timing::phase("report", || analysis.report());
     let templates = args.templates.as_deref();
-    let rendered = calisnap::timing::phase("render", || {
-        Ok::<_, anyhow::Error>(match args.format {
-            Format::Json => calisnap::report::render_json(&report),
-            Format::Md => calisnap::report::render_markdown(&report, templates)?,
-            Format::Html => calisnap::report::render_html(&report, templates)?,
-        })
-    })?;
     let target = match args.output.as_deref() {
         Some("-") => None,
         Some(p) => Some(PathBuf::from(p)),
         None => Some(default_report_path(&args.bundle, args.format.extension())),
     };
+    // HTML and Markdown are rendered first (a template error leaves no half-written file);
+    // JSON is streamed to its destination as it is serialised.
+    let rendered = calisnap::timing::phase("render", || {
+        Ok::<_, anyhow::Error>(match args.format {
+            Format::Json => None,
+            Format::Md => Some(calisnap::report::render_markdown(&report, templates)?),
+            Format::Html => Some(calisnap::report::render_html(&report, templates)?),
+        })
+    })?;
+    let write = |w: &mut dyn Write| -> std::io::Result<()> {
+        match &rendered {
+            Some(text) => w.write_all(text.as_bytes()),
+            None => {
+                calisnap::timing::phase("write json", || calisnap::report::write_json(&report, w))
+            }
+        }?;
+        w.flush()
+    };
     match &target {
-        None => {
-            let mut out = std::io::stdout().lock();
-            out.write_all(rendered.as_bytes())?;
-            out.flush()?;
-        }
+        None => write(&mut std::io::stdout().lock())?,
         Some(path) => {
-            std::fs::write(path, rendered.as_bytes())
+            let mut file = std::fs::File::create(path)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            write(&mut file).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
             let color = calisnap::report::use_color();
             print!(
                 "{}",

@@ -107,6 +107,11 @@ pub struct Artifact {
 /// Artifacts up to this size keep their text for evidence context.
 pub const KEEP_TEXT_BYTES: usize = 8 << 20;
 
+/// Logs and conntrack tables keep their text only up to this size: their evidence lines are
+/// one entry each, quoted from the parsed records, and across many nodes their texts would
+/// be most of the memory.
+pub const KEEP_STREAM_TEXT_BYTES: usize = 1 << 20;
+
 impl Artifact {
     /// Line `n` (1-based) of the kept text, without its line ending (as
     /// [`parse::numbered_lines`] gives it). `None` when the text was not kept or is shorter.
@@ -646,7 +651,12 @@ fn process(path: &str, e: Entry, kind: ArtifactKind) -> Artifact {
         }
     };
     let parsed = parse_as(kind, &text);
-    let keep = text.len() <= KEEP_TEXT_BYTES;
+    let keep = text.len()
+        <= if is_chunked(kind) {
+            KEEP_STREAM_TEXT_BYTES
+        } else {
+            KEEP_TEXT_BYTES
+        };
     Artifact {
         path: path.to_string(),
         kind,

@@ -341,6 +341,15 @@ pub enum RenderError {
 /// (`step` and `anchor` per finding, `steps`, `steps_not_checked`, `nodes_detail`,
 /// `evidence_context`).
 pub fn render_json(report: &Report) -> String {
+    let mut out = Vec::new();
+    // Writing into memory cannot fail; the output of serde_json is UTF-8.
+    let _ = write_json(report, &mut out);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// [`render_json`], written to `w` as it is serialised (a report can be tens of megabytes).
+pub fn write_json(report: &Report, w: &mut dyn std::io::Write) -> std::io::Result<()> {
+    use std::io::Write;
     let view = view::ReportView::build(report);
     let anchors: Vec<&str> = view.anchors_in_report_order();
     let json = JsonReport {
@@ -373,10 +382,10 @@ pub fn render_json(report: &Report) -> String {
         traces: &report.traces,
         kernel_traces: &report.kernel_traces,
     };
-    // Serialising plain structs of strings and numbers cannot fail.
-    let mut out = serde_json::to_string_pretty(&json).unwrap_or_default();
-    out.push('\n');
-    out
+    let mut w = std::io::BufWriter::with_capacity(1 << 16, w);
+    serde_json::to_writer_pretty(&mut w, &json).map_err(std::io::Error::other)?;
+    w.write_all(b"\n")?;
+    w.flush()
 }
 
 #[derive(Serialize)]
