@@ -80,9 +80,25 @@ fn run(m: &Model<'_>, out: &mut Vec<Finding>) {
     if !m.has_cluster_resources() {
         return;
     }
+    use rayon::prelude::*;
     let by_ip = m.endpoints_by_ip();
+    // Nodes are independent: evaluate them on the pool, keep node order.
+    let per_node: Vec<Vec<Finding>> = m
+        .nodes
+        .par_iter()
+        .map(|node| node_findings(m, &by_ip, node))
+        .collect();
+    out.extend(per_node.into_iter().flatten());
+}
+
+fn node_findings(
+    m: &Model<'_>,
+    by_ip: &crate::model::flows::EndpointsByIp,
+    node: &crate::model::NodeModel<'_>,
+) -> Vec<Finding> {
     let mut plans = intent::PlanCache::default();
-    for node in &m.nodes {
+    let mut out = Vec::new();
+    {
         let mut seen = BTreeSet::new();
         // Keyed by destination, port and deciding rule, in the order first met.
         let mut groups: Vec<Group> = Vec::new();
@@ -153,6 +169,7 @@ fn run(m: &Model<'_>, out: &mut Vec<Finding>) {
             f
         }));
     }
+    out
 }
 
 fn finding(m: &Model<'_>, node: &str, g: Group) -> Finding {
