@@ -26,9 +26,10 @@ between the same pods are dropped. "It works from one client but not from anothe
 exactly this.
 
 Flows to the same destination port that the same policy rule denies are one finding, naming
-up to 10 source endpoints and quoting the first conntrack lines; at most 500 distinct flows
-(source, destination, protocol, port) are evaluated per node, the first in the table (the
-findings of a node with more say so).
+up to 10 source endpoints and quoting the first conntrack lines. At most 500 distinct flows
+(source, destination, protocol, port) are evaluated per node, the first in the table, and
+10,000 in all (with more than 20 nodes each gets an equal share, at least 50); the findings of
+a node with more flows say so.
 
 ## Example
 `demo/client → demo/web:80` is established on node-1, but the only policy selecting `web`
@@ -48,6 +49,11 @@ allowed, fix the policy.
 /// Distinct flows evaluated per node, at most (a conntrack table can hold a million entries,
 /// and each flow is a full policy evaluation). Findings of a node past it say so.
 const MAX_FLOWS: usize = 500;
+
+/// Distinct flows evaluated in all: with many nodes each gets an equal share (at least
+/// [`MIN_FLOWS`]), so the work stays proportional to the bundle.
+const MAX_FLOWS_TOTAL: usize = 10_000;
+const MIN_FLOWS: usize = 50;
 
 /// Sources named in one finding; the rest are counted.
 const MAX_SOURCES_SHOWN: usize = 10;
@@ -82,11 +88,13 @@ fn run(m: &Model<'_>, out: &mut Vec<Finding>) {
     }
     use rayon::prelude::*;
     let by_ip = m.endpoints_by_ip();
+    let with_conntrack = m.nodes.iter().filter(|n| !n.conntrack.is_empty()).count();
+    let per_node_cap = (MAX_FLOWS_TOTAL / with_conntrack.max(1)).clamp(MIN_FLOWS, MAX_FLOWS);
     // Nodes are independent: evaluate them on the pool, keep node order.
     let per_node: Vec<Vec<Finding>> = m
         .nodes
         .par_iter()
-        .map(|node| node_findings(m, &by_ip, node))
+        .map(|node| node_findings(m, &by_ip, node, per_node_cap))
         .collect();
     out.extend(per_node.into_iter().flatten());
 }
@@ -95,6 +103,7 @@ fn node_findings(
     m: &Model<'_>,
     by_ip: &crate::model::flows::EndpointsByIp,
     node: &crate::model::NodeModel<'_>,
+    max_flows: usize,
 ) -> Vec<Finding> {
     let mut plans = intent::PlanCache::default();
     let mut out = Vec::new();
@@ -112,7 +121,7 @@ fn node_findings(
                     continue;
                 };
                 let dport = g.key.dport;
-                if seen.len() >= MAX_FLOWS || !seen.insert((s, d, g.key.proto, dport)) {
+                if seen.len() >= max_flows || !seen.insert((s, d, g.key.proto, dport)) {
                     continue;
                 }
                 let f = flow::Flow {
@@ -157,12 +166,12 @@ fn node_findings(
                 });
             }
         }
-        let capped = seen.len() >= MAX_FLOWS;
+        let capped = seen.len() >= max_flows;
         out.extend(groups.into_iter().map(|g| {
             let mut f = finding(m, &node.name, g);
             if capped {
                 f.message.push_str(&format!(
-                    " Only the first {MAX_FLOWS} distinct established flows between endpoints in {}'s table were evaluated.",
+                    " Only the first {max_flows} distinct established flows between endpoints in {}'s table were evaluated.",
                     node.name
                 ));
             }

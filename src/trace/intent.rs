@@ -349,10 +349,17 @@ fn direction_cached<'b>(
             )],
         };
     };
-    let plan = cache
-        .plans
-        .entry((ei, dir))
-        .or_insert_with(|| Plan::new(model, dir, ei));
+    let plan = cache.plans.entry((ei, dir)).or_insert_with(|| {
+        let profiles = cache.profiles.get_or_insert_with(|| {
+            let mut by_name = HashMap::new();
+            for (i, p) in model.resources.profiles.iter().enumerate() {
+                // The first of duplicate names wins, as a scan would find it.
+                by_name.entry(p.item.meta.name.as_str()).or_insert(i);
+            }
+            by_name
+        });
+        Plan::new(model, dir, ei, profiles)
+    });
     let ev = Eval {
         model,
         flow,
@@ -487,6 +494,8 @@ pub struct Plan<'b> {
 #[derive(Default)]
 pub struct PlanCache<'b> {
     plans: HashMap<(usize, Direction), Plan<'b>>,
+    /// Profile resources by name (index into `Resources::profiles`), built on first use.
+    profiles: Option<HashMap<&'b str, usize>>,
 }
 
 struct Eval<'a, 'b> {
@@ -499,7 +508,12 @@ struct Eval<'a, 'b> {
 }
 
 impl<'b> Plan<'b> {
-    fn new(model: &Model<'b>, dir: Direction, ep: usize) -> Self {
+    fn new(
+        model: &Model<'b>,
+        dir: Direction,
+        ep: usize,
+        profiles: &HashMap<&'b str, usize>,
+    ) -> Self {
         let endpoint = &model.endpoints[ep];
         let mut notes = Vec::new();
         let mut staged = Vec::new();
@@ -590,7 +604,7 @@ impl<'b> Plan<'b> {
         let profiles = endpoint
             .profiles
             .iter()
-            .map(|name| profile_plan(model, name, dir))
+            .map(|name| profile_plan(model, profiles, name, dir))
             .collect();
         Plan {
             tiers,
@@ -1187,12 +1201,13 @@ fn raw_rule<'b>(
 }
 
 /// A profile's rules for one direction, as Felix gets them (selectors not namespaced).
-fn profile_plan<'b>(model: &Model<'b>, name: &str, dir: Direction) -> ProfilePlan<'b> {
-    let found = model
-        .resources
-        .profiles
-        .iter()
-        .find(|p| p.item.meta.name == name);
+fn profile_plan<'b>(
+    model: &Model<'b>,
+    profiles: &HashMap<&'b str, usize>,
+    name: &str,
+    dir: Direction,
+) -> ProfilePlan<'b> {
+    let found = profiles.get(name).map(|&i| &model.resources.profiles[i]);
     let loc = found.map(|p| p.loc());
     let rules = match found {
         Some(p) if !(p.item.ingress.is_empty() && p.item.egress.is_empty()) => {
