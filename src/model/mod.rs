@@ -210,13 +210,18 @@ pub struct Model<'b> {
 
 impl<'b> Model<'b> {
     pub fn build(bundle: &'b Bundle) -> Model<'b> {
-        let resources = Resources::collect(bundle);
-        let version = version::detect(bundle, &resources);
+        use crate::timing::phase;
+        let resources = phase("model: resources", || Resources::collect(bundle));
+        let version = phase("model: version", || version::detect(bundle, &resources));
         let dataplane = version::dataplane(bundle, &resources);
         let namespaces = endpoints::namespaces(&resources);
-        let endpoints = endpoints::endpoints(&resources, &namespaces);
+        let endpoints = phase("model: endpoints", || {
+            endpoints::endpoints(&resources, &namespaces)
+        });
         let net_sets = endpoints::net_sets(&resources, &namespaces);
-        let policies = policies::policies(&resources, version.version);
+        let policies = phase("model: policies", || {
+            policies::policies(&resources, version.version)
+        });
         let endpoint_index = LabelIndex::new(endpoints.iter().map(|e| &e.labels));
         let member_index = LabelIndex::new(
             endpoints
@@ -224,13 +229,15 @@ impl<'b> Model<'b> {
                 .map(|e| &e.labels)
                 .chain(net_sets.iter().map(|n| &n.labels)),
         );
-        let policy_endpoints = policies
-            .iter()
-            .map(|p| match &p.selector {
-                Ok(sel) if !p.staged => endpoint_index.matching(sel, |i| &endpoints[i].labels),
-                _ => Vec::new(),
-            })
-            .collect::<Vec<Vec<usize>>>();
+        let policy_endpoints = phase("model: policy selection", || {
+            policies
+                .iter()
+                .map(|p| match &p.selector {
+                    Ok(sel) if !p.staged => endpoint_index.matching(sel, |i| &endpoints[i].labels),
+                    _ => Vec::new(),
+                })
+                .collect::<Vec<Vec<usize>>>()
+        });
         let mut endpoint_policies = vec![Vec::new(); endpoints.len()];
         for (pi, eps) in policy_endpoints.iter().enumerate() {
             for &e in eps {
@@ -254,7 +261,7 @@ impl<'b> Model<'b> {
             net_set_index,
             nodes: Vec::new(),
         };
-        model.nodes = node::nodes(&model);
+        model.nodes = phase("model: nodes", || node::nodes(&model));
         model
     }
 
