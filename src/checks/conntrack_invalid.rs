@@ -193,18 +193,10 @@ fn run(m: &Model<'_>, out: &mut Vec<Finding>) {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     use crate::checks::{Finding, Severity};
 
     fn findings(dir: &str) -> Vec<Finding> {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
-        crate::analyze(&path)
-            .expect("fixture opens")
-            .findings
-            .into_iter()
-            .filter(|f| f.code == "CAL062")
-            .collect()
+        crate::checks::testing::findings(dir, "CAL062")
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::collections::{BTreeSet, HashMap};
 use super::{Check, Evidence, Finding, Severity, Step};
 use crate::model::Model;
 use crate::model::flows::entry_text;
+use crate::parse::conntrack::Entry;
 use crate::trace::{flow, intent};
 
 pub const CHECK: Check = Check {
@@ -62,24 +63,22 @@ const MAX_SOURCES_SHOWN: usize = 10;
 const MAX_EVIDENCE: usize = 3;
 
 /// One established flow the policies deny now.
-struct Denied {
+struct Denied<'a> {
     src: usize,
-    src_ip: std::net::IpAddr,
-    dst_ip: std::net::IpAddr,
-    path: String,
-    line: usize,
-    excerpt: String,
+    path: &'a str,
+    /// The flow's first conntrack entry: its line is the evidence.
+    entry: Entry,
 }
 
 /// Destination endpoint, protocol, port, and the deciding policy with its rule's line.
 type GroupKey = (usize, u8, Option<u16>, Option<(String, Option<usize>)>);
 
 /// Denied flows to one destination port, decided by the same policy rule: one finding.
-struct Group {
+struct Group<'a> {
     dst: usize,
     dport: Option<u16>,
     deciding: Option<intent::PolicyHit>,
-    flows: Vec<Denied>,
+    flows: Vec<Denied<'a>>,
 }
 
 fn run(m: &Model<'_>, out: &mut Vec<Finding>) {
@@ -155,14 +154,10 @@ fn node_findings(
                     });
                     groups.len() - 1
                 });
-                let line = e.line as usize;
                 groups[gi].flows.push(Denied {
                     src: s,
-                    src_ip: e.orig.src,
-                    dst_ip: e.orig.dst,
-                    path: ct.path().to_string(),
-                    line,
-                    excerpt: super::line_text(m, ct.path(), line).unwrap_or_else(|| entry_text(e)),
+                    path: ct.path(),
+                    entry: *e,
                 });
             }
         }
@@ -235,20 +230,21 @@ fn finding(m: &Model<'_>, node: &str, g: Group) -> Finding {
     }
     finding = finding.subject("endpoint", dst);
     for f in g.flows.iter().take(MAX_EVIDENCE) {
+        let line = f.entry.line as usize;
         finding = finding.evidence(Evidence {
-            path: f.path.clone(),
-            line: f.line,
-            excerpt: f.excerpt.clone(),
+            path: f.path.to_string(),
+            line,
+            excerpt: super::line_text(m, f.path, line).unwrap_or_else(|| entry_text(&f.entry)),
         });
     }
     finding = finding
         .confirm(format!(
             "conntrack -L -s {} -d {}   # on {node}",
-            first.src_ip, first.dst_ip
+            first.entry.orig.src, first.entry.orig.dst
         ))
         .fix(format!(
             "If the policy is right, end the old connections (conntrack -D -s {} -d {}, for each source); otherwise allow the flow in the policy.",
-            first.src_ip, first.dst_ip
+            first.entry.orig.src, first.entry.orig.dst
         ));
     if let Some(h) = &g.deciding {
         finding = finding.subject("policy", &h.policy);

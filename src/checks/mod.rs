@@ -412,3 +412,25 @@ pub fn find_field_line(
         })
         .map(|(n, l)| (n, l.to_string()))
 }
+
+/// Helpers for the checks' own tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::Finding;
+
+    /// The findings of one check on a fixture bundle (path relative to the crate root).
+    pub fn findings(dir: &str, code: &str) -> Vec<Finding> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+        crate::analyze(&path)
+            .expect("fixture opens")
+            .findings
+            .into_iter()
+            .filter(|f| f.code == code)
+            .collect()
+    }
+
+    /// Whether a finding names this subject.
+    pub fn has(f: &Finding, kind: &str, name: &str) -> bool {
+        f.subjects.iter().any(|s| s.kind == kind && s.name == name)
+    }
+}

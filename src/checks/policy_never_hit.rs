@@ -236,22 +236,11 @@ fn finding(
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     use crate::checks::Finding;
+    use crate::checks::testing::has;
 
     fn findings(dir: &str) -> Vec<Finding> {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
-        crate::analyze(&path)
-            .expect("fixture opens")
-            .findings
-            .into_iter()
-            .filter(|f| f.code == "CAL051")
-            .collect()
-    }
-
-    fn has(f: &Finding, kind: &str, name: &str) -> bool {
-        f.subjects.iter().any(|s| s.kind == kind && s.name == name)
+        crate::checks::testing::findings(dir, "CAL051")
     }
 
     #[test]

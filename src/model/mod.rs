@@ -238,12 +238,7 @@ impl<'b> Model<'b> {
                 })
                 .collect::<Vec<Vec<usize>>>()
         });
-        let mut endpoint_policies = vec![Vec::new(); endpoints.len()];
-        for (pi, eps) in policy_endpoints.iter().enumerate() {
-            for &e in eps {
-                endpoint_policies[e].push(pi);
-            }
-        }
+        let endpoint_policies = node::invert(&policy_endpoints, endpoints.len(), |_| true);
         let net_set_index = netindex::NetIndex::new(net_sets.len(), |i| net_sets[i].nets.iter());
         let mut model = Model {
             bundle,

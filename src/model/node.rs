@@ -7,7 +7,6 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use ipnet::IpNet;
 use rayon::prelude::*;
 
 pub use super::member::{DumpedMembers, ExpectedMembers, Member, Source};
@@ -297,9 +296,16 @@ impl<'m, 'b> NodeJoins<'m, 'b> {
                 endpoints.entry(n).or_default().push(i);
             }
         }
-        let endpoint_policies = invert(&m.policy_endpoints, m.endpoints.len(), |pi| {
-            m.policies[pi].enforced()
-        });
+        let endpoint_policies = m
+            .endpoint_policies
+            .iter()
+            .map(|ps| {
+                ps.iter()
+                    .copied()
+                    .filter(|&pi| m.policies[pi].enforced())
+                    .collect()
+            })
+            .collect();
         let everywhere = m
             .policies
             .iter()
@@ -328,7 +334,7 @@ impl<'m, 'b> NodeJoins<'m, 'b> {
 
 /// Policy → endpoints it selects, turned into endpoint → policies (ascending), keeping the
 /// policies `keep` accepts.
-fn invert(
+pub(crate) fn invert(
     policy_endpoints: &[Vec<usize>],
     endpoints: usize,
     keep: impl Fn(usize) -> bool,
@@ -845,15 +851,6 @@ fn collect_jumps(
     }
 }
 
-/// Normalise an IP set member for comparison: a host network prints as the bare address.
-pub fn member_key(net: &IpNet) -> String {
-    if net.prefix_len() == net.max_prefix_len() {
-        net.addr().to_string()
-    } else {
-        net.trunc().to_string()
-    }
-}
-
 /// Which members a set holds, as a key shared by every node that needs the same set.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum MemberSpecKey {
@@ -1036,12 +1033,12 @@ fn named_port_members(m: &Model<'_>, sel: &Selector, proto: &str, port: &str) ->
 /// An IP set as the dump has it.
 pub struct ActualSet<'n, 'b> {
     pub set: &'b ipset::IpSet,
-    /// Members normalised like [`member_key`], sorted, with their lines.
+    /// Members normalised like `ipset save` prints them, sorted, with their lines.
     pub members: &'n DumpedMembers,
 }
 
 impl<'b> NodeModel<'b> {
-    /// The dumped IP set with this name, members normalised like [`member_key`].
+    /// The dumped IP set with this name, members normalised like `ipset save` prints them.
     pub fn actual_set(&self, name: &str) -> Option<ActualSet<'_, 'b>> {
         let dump = self.ipsets?.data;
         let i = *dump.index.get(name)?;

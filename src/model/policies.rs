@@ -291,8 +291,9 @@ fn calico_policy(
 }
 
 /// Felix's view of one rule side: the v1 selector, combined with the not-selector when both
-/// are present (`combineMatchesIfPossible`).
-fn side(er: &resources::EntityRule, ns: &str) -> RuleSide {
+/// are present (`combineMatchesIfPossible`). `ns` is the namespace that scopes the selector
+/// (empty for global policies and profiles: no namespace clause).
+pub(crate) fn side(er: &resources::EntityRule, ns: &str) -> RuleSide {
     let (sa_names, sa_selector) = match &er.service_accounts {
         Some(sa) => (sa.names.clone(), sa.selector.clone().unwrap_or_default()),
         None => (Vec::new(), String::new()),
@@ -305,12 +306,7 @@ fn side(er: &resources::EntityRule, ns: &str) -> RuleSide {
         sa_selector,
     };
     let v1 = rules::entity_rule_selector(&ers, ns);
-    let neg = ers.not_selector.clone();
-    let (pos, neg) = if !v1.is_empty() && !neg.is_empty() {
-        rules::combine_not_selector(&v1, &neg)
-    } else {
-        (v1, neg)
-    };
+    let (pos, neg) = rules::combine_not_selector(&v1, &ers.not_selector);
     let positive_raw = Some(pos).filter(|s| !s.is_empty());
     let negated_raw = Some(neg).filter(|s| !s.is_empty());
     RuleSide {

@@ -35,8 +35,6 @@ use super::flow::{
 use crate::calico::labels::{NAMESPACE_PROFILE_PREFIX, SERVICE_ACCOUNT_PROFILE_PREFIX};
 use crate::calico::names::{Direction, PolicyKind};
 use crate::calico::order::{self, SortablePolicy, SortableTier, TierDefaultAction};
-use crate::calico::rules::{self, EntityRuleSelectors};
-use crate::calico::selector::Selector;
 use crate::model::endpoints::parse_net;
 use crate::model::{Loc, Model, Policy, PolicyRule, RuleSide};
 use crate::parse::resources::{self, Port};
@@ -1255,40 +1253,7 @@ fn profile_rule(raw: &resources::Rule, dir: Direction, index: usize) -> PolicyRu
 
 /// A profile rule side: profiles are global, so selectors get no namespace clause.
 fn profile_side(er: &resources::EntityRule) -> RuleSide {
-    let (sa_names, sa_selector) = match &er.service_accounts {
-        Some(sa) => (sa.names.clone(), sa.selector.clone().unwrap_or_default()),
-        None => (Vec::new(), String::new()),
-    };
-    let ers = EntityRuleSelectors {
-        selector: er.selector.clone().unwrap_or_default(),
-        not_selector: er.not_selector.clone().unwrap_or_default(),
-        namespace_selector: er.namespace_selector.clone().unwrap_or_default(),
-        sa_names,
-        sa_selector,
-    };
-    let v1 = rules::entity_rule_selector(&ers, "");
-    let (pos, neg) = rules::combine_not_selector(&v1, &ers.not_selector);
-    let positive_raw = Some(pos).filter(|s| !s.is_empty());
-    let negated_raw = Some(neg).filter(|s| !s.is_empty());
-    RuleSide {
-        selector: er.selector.clone(),
-        not_selector: er.not_selector.clone(),
-        namespace_selector: er.namespace_selector.clone(),
-        positive: positive_raw
-            .as_deref()
-            .and_then(|s| Selector::parse(s).ok()),
-        positive_raw,
-        negated: negated_raw.as_deref().and_then(|s| Selector::parse(s).ok()),
-        negated_raw,
-        nets: er.nets.clone(),
-        not_nets: er.not_nets.clone(),
-        ports: er.ports.clone(),
-        not_ports: er.not_ports.clone(),
-        service: er
-            .services
-            .as_ref()
-            .map(|s| (s.namespace.clone(), s.name.clone())),
-    }
+    crate::model::policies::side(er, "")
 }
 
 #[cfg(test)]
