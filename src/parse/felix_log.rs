@@ -514,12 +514,42 @@ fn parse_chunk_limited(text: &str, first_line: usize, limits: Limits) -> Log {
     // The header line of the current record (wrappers removed): read again only when an
     // INFO record turns out to have continuation lines or ends the chunk.
     let mut cur_header = "";
+    // The header line of the last record when that record came through the DEBUG fast path:
+    // its time becomes `last_ts` at the end unless a later record has a time of its own.
+    let mut last_ts_line: Option<&str> = None;
     for (no, raw) in fast_lines(text, first_line) {
         log.lines += 1;
+        // Most lines of a debug-level log are Calico-format DEBUG headers, which are only
+        // counted: recognise them without building a header or a time.
+        if is_calico_debug_header(raw, &mut scan.dates) {
+            if let Some(mut p) = kept.take() {
+                log.finish(&mut p);
+            }
+            log.total += 1;
+            log.by_level.add(Level::Debug, 1);
+            if log.first_ts.is_none() {
+                log.first_ts = header_time(raw, &mut scan.dates);
+            }
+            last_ts_line = Some(raw);
+            counted = Some(Counted {
+                line: no,
+                end_line: no,
+                level: Level::Debug,
+                format: Format::Calico,
+                ts: None,
+                ts_from_header: true,
+                undecided: false,
+            });
+            cur_header = raw;
+            continue;
+        }
         let line = strip_wrappers(raw);
         if let Some(h) = parse_header(line, &mut scan.dates) {
             if let Some(mut p) = kept.take() {
                 log.finish(&mut p);
+            }
+            if h.ts.is_some() {
+                last_ts_line = None;
             }
             match start_record(&mut log, no, &h, &mut scan) {
                 Started::Kept(p) => {
@@ -569,8 +599,14 @@ fn parse_chunk_limited(text: &str, first_line: usize, limits: Limits) -> Log {
             }
         }
     }
+    if let Some(l) = last_ts_line {
+        log.last_ts = header_time(l, &mut scan.dates);
+    }
     let open = match counted {
-        Some(c) => {
+        Some(mut c) => {
+            if c.ts_from_header {
+                c.ts = header_time(cur_header, &mut scan.dates);
+            }
             let decided = if c.undecided {
                 decide_info(&c, cur_header, &mut scan, false)
             } else {
@@ -674,6 +710,8 @@ struct Counted {
     level: Level,
     format: Format,
     ts: Option<NaiveDateTime>,
+    /// `ts` is not read yet: it is the time of the header line (DEBUG fast path).
+    ts_from_header: bool,
     /// An INFO record not kept on its header line: looked at again if continuation lines
     /// follow or the chunk ends (`decide_info`).
     undecided: bool,
@@ -720,6 +758,7 @@ fn start_record(log: &mut Log, no: usize, h: &Header<'_>, scan: &mut Scan) -> St
             level: h.level,
             format: h.format,
             ts: h.ts,
+            ts_from_header: false,
             undecided: h.level == Level::Info,
         })
     }
@@ -1352,6 +1391,43 @@ fn parse_datetime_cached(b: &[u8], dates: &mut DateCache) -> Option<(NaiveDateTi
     Some((second.with_nanosecond(nanos)?, i))
 }
 
+/// Whether `line` is a Calico-format header (`2026-11-24 14:02:15.582 [DEBUG][42] …`) of a
+/// DEBUG record, exactly as [`parse_header`] would read it, decided from a few bytes: the
+/// date and time are validated once per second of log (the `DateCache` key).
+fn is_calico_debug_header(line: &str, dates: &mut DateCache) -> bool {
+    let b = line.as_bytes();
+    if b.len() < 27 || b[10] != b' ' || !b[0].is_ascii_digit() {
+        return false;
+    }
+    let cached = dates.time.is_some() && b[..19] == dates.key;
+    let mut i = if cached {
+        let mut i = 19;
+        if b[i] == b'.' {
+            i += 1;
+            while i < b.len() && b[i].is_ascii_digit() {
+                i += 1;
+            }
+        }
+        i
+    } else {
+        match parse_datetime_cached(b, dates) {
+            Some((_, i)) => i,
+            None => return false,
+        }
+    };
+    if b.get(i..i + 8) != Some(b" [DEBUG]") {
+        return false;
+    }
+    i += 8;
+    // `[pid]`: a `[` without its `]` is no header.
+    b.get(i) != Some(&b'[') || memchr::memchr(b']', &b[i..]).is_some()
+}
+
+/// The time of a header line (`None` when it has none).
+fn header_time(line: &str, dates: &mut DateCache) -> Option<NaiveDateTime> {
+    parse_header(strip_wrappers(line), dates).and_then(|h| h.ts)
+}
+
 fn parse_header<'a>(line: &'a str, dates: &mut DateCache) -> Option<Header<'a>> {
     let b = line.as_bytes();
     let first = *b.first()?;
@@ -1752,9 +1828,38 @@ sync interface cali0: link not found\n\
         assert_eq!(log.versions.len(), 1);
     }
 
+    /// Calico-format DEBUG lines, which are recognised without a full header parse, next to
+    /// near misses that are not headers.
+    const DEBUG_LINES: &str = "2023-06-02 10:15:30.000 [DEBUG][7] felix/a.go 1: first\n\
+2023-06-02 10:15:30.100 [DEBUG][7 felix/a.go 2: pid bracket never closed\n\
+2023-06-02 25:15:30.200 [DEBUG][7] felix/a.go 3: no such hour\n\
+2023-06-02 10:15:30.300 [DEBUG]\n\
+2023-06-02 10:15:30.400 [WARNING][7] felix/a.go 4: a warning\n\
+2023-06-02 10:15:31 [DEBUG][7] felix/a.go 5: no fraction\n\
+2023-06-02 10:15:31.5 [DEBUG] felix/a.go 6: no pid\n\
+  its tail\n";
+
+    #[test]
+    fn debug_lines_are_counted_as_a_full_header_parse_would_count_them() {
+        let log = parse(DEBUG_LINES);
+        assert_eq!(log.count(Level::Debug), 4);
+        assert_eq!((log.total, log.lines), (5, 8));
+        // The near misses are continuation lines of the first record.
+        assert_eq!(kept_lines(&log), vec![5]);
+        assert_eq!(
+            log.first_ts.map(|t| t.to_string()).as_deref(),
+            Some("2023-06-02 10:15:30")
+        );
+        // The last record is a DEBUG one: its time is the last time.
+        assert_eq!(
+            log.last_ts.map(|t| t.to_string()).as_deref(),
+            Some("2023-06-02 10:15:31.500")
+        );
+    }
+
     #[test]
     fn a_chunked_parse_equals_the_whole_parse_at_any_two_cuts() {
-        for text in [LIFECYCLE, MIXED] {
+        for text in [LIFECYCLE, MIXED, DEBUG_LINES] {
             let whole = all_visible(&parse(text));
             let mut starts: Vec<usize> = text.match_indices('\n').map(|(i, _)| i + 1).collect();
             starts.insert(0, 0);
