@@ -57,7 +57,9 @@ pub fn analyze(path: &Path) -> Result<Analysis, OpenError> {
 
 /// [`analyze`], with flows to explain.
 pub fn analyze_with(path: &Path, opts: &AnalyzeOptions) -> Result<Analysis, OpenError> {
-    let bundle = timing::phase("open", || Bundle::open(path))?;
+    let bundle = timing::phase("open", || Bundle::open(path));
+    timing::print_totals();
+    let bundle = bundle?;
     Ok(analyze_bundle(bundle, opts))
 }
 

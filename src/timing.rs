@@ -2,8 +2,9 @@
 //!
 //! Off by default and free when off (one environment lookup per process).
 
-use std::sync::OnceLock;
-use std::time::Instant;
+use std::collections::BTreeMap;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 fn enabled() -> bool {
     static ON: OnceLock<bool> = OnceLock::new();
@@ -19,4 +20,50 @@ pub fn phase<T>(name: &str, f: impl FnOnce() -> T) -> T {
     let out = f();
     eprintln!("timing: {name} {:.3}s", start.elapsed().as_secs_f64());
     out
+}
+
+/// Time spent in `f` added to the running total of `name` (work done on several threads,
+/// such as parsing one kind of artifact); [`print_totals`] prints the totals.
+pub fn add_to<T>(name: &'static str, f: impl FnOnce() -> T) -> T {
+    if !enabled() {
+        return f();
+    }
+    let (start, cpu_start) = (Instant::now(), thread_cpu());
+    let out = f();
+    // CPU time of this thread where the system tells it (a loaded machine stretches wall time).
+    let spent = match (cpu_start, thread_cpu()) {
+        (Some(a), Some(b)) => b.saturating_sub(a),
+        _ => start.elapsed(),
+    };
+    if let Ok(mut t) = totals().lock() {
+        *t.entry(name).or_default() += spent;
+    }
+    out
+}
+
+/// CPU time of the calling thread so far (Linux: `/proc/thread-self/schedstat`).
+fn thread_cpu() -> Option<Duration> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: u64 = text.split_whitespace().next()?.parse().ok()?;
+    Some(Duration::from_nanos(ns))
+}
+
+/// Print and clear the totals of [`add_to`] as `timing: <name> <seconds> (CPU, all threads)`.
+pub fn print_totals() {
+    if !enabled() {
+        return;
+    }
+    if let Ok(mut t) = totals().lock() {
+        for (name, spent) in std::mem::take(&mut *t) {
+            eprintln!(
+                "timing: {name} {:.3}s (CPU, all threads)",
+                spent.as_secs_f64()
+            );
+        }
+    }
+}
+
+fn totals() -> &'static Mutex<BTreeMap<&'static str, Duration>> {
+    static TOTALS: OnceLock<Mutex<BTreeMap<&'static str, Duration>>> = OnceLock::new();
+    TOTALS.get_or_init(Default::default)
 }

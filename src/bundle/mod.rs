@@ -487,6 +487,15 @@ fn is_chunked(kind: ArtifactKind) -> bool {
 }
 
 fn parse_chunk(kind: ArtifactKind, text: &str, first_line: usize) -> Parsed {
+    if !is_chunked(kind) {
+        return parse_as(kind, text);
+    }
+    crate::timing::add_to(kind.as_str(), || {
+        parse_chunk_untimed(kind, text, first_line)
+    })
+}
+
+fn parse_chunk_untimed(kind: ArtifactKind, text: &str, first_line: usize) -> Parsed {
     match kind {
         ArtifactKind::FelixLog => Parsed::FelixLog(parse::felix_log::parse_chunk(text, first_line)),
         ArtifactKind::Conntrack => {
@@ -671,6 +680,10 @@ fn process(path: &str, e: Entry, kind: ArtifactKind) -> Artifact {
 
 /// Run the parser for `kind` over `text`.
 pub fn parse_as(kind: ArtifactKind, text: &str) -> Parsed {
+    crate::timing::add_to(kind.as_str(), || parse_as_untimed(kind, text))
+}
+
+fn parse_as_untimed(kind: ArtifactKind, text: &str) -> Parsed {
     match kind {
         ArtifactKind::IptablesSave | ArtifactKind::Ip6tablesSave | ArtifactKind::IptablesList => {
             Parsed::Iptables(parse::iptables_save::parse(text))
