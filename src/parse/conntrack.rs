@@ -356,8 +356,10 @@ impl Hash for UnrepliedKey {
 #[derive(Clone, Serialize)]
 pub struct Groups<K> {
     groups: Vec<FlowGroup<K>>,
+    /// Keyed by addresses from the dump: a fast hash, seeded per process (no fixed seed a
+    /// crafted table could collide on).
     #[serde(skip)]
-    index: HashMap<K, u32>,
+    index: HashMap<K, u32, foldhash::fast::RandomState>,
     cap: usize,
     /// Entries of keys that were not kept because the cap was reached.
     pub dropped: u64,
@@ -367,7 +369,7 @@ impl<K: Copy + Eq + Hash> Groups<K> {
     pub fn new(cap: usize) -> Self {
         Groups {
             groups: Vec::new(),
-            index: HashMap::new(),
+            index: HashMap::default(),
             cap,
             dropped: 0,
         }
@@ -733,22 +735,52 @@ impl TupleBuilder {
     }
 }
 
+const OTHER: u8 = 0;
+const SPACE: u8 = 1;
+const EQUALS: u8 = 2;
+
+/// Byte classes of the tokenizer: ASCII whitespace as `u8::is_ascii_whitespace` has it, `=`,
+/// and the rest.
+static CLASS: [u8; 256] = {
+    let mut t = [OTHER; 256];
+    t[b' ' as usize] = SPACE;
+    t[b'\t' as usize] = SPACE;
+    t[b'\n' as usize] = SPACE;
+    t[0x0c] = SPACE;
+    t[b'\r' as usize] = SPACE;
+    t[b'=' as usize] = EQUALS;
+    t
+};
+
 /// The tokens of a line as `split_ascii_whitespace` cuts them, each with the offset of its
 /// first `=` (found in the same pass over the bytes).
 struct Tokens<'a> {
     line: &'a str,
     pos: usize,
+    /// The only whitespace in the line is `' '` (as `conntrack` prints it): tokens are then
+    /// cut eight bytes at a time.
+    spaces_only: bool,
 }
 
 impl<'a> Tokens<'a> {
     fn new(line: &'a str) -> Self {
-        Tokens { line, pos: 0 }
+        let b = line.as_bytes();
+        let spaces_only =
+            memchr::memchr3(b'\t', b'\r', 0x0c, b).is_none() && memchr::memchr(b'\n', b).is_none();
+        Tokens {
+            line,
+            pos: 0,
+            spaces_only,
+        }
     }
 
     fn next_kv(&mut self) -> Option<(&'a str, Option<usize>)> {
+        if self.spaces_only {
+            return self.next_kv_spaces();
+        }
         let b = self.line.as_bytes();
         let mut i = self.pos;
-        while b.get(i).is_some_and(u8::is_ascii_whitespace) {
+        while b.get(i).is_some_and(|&c| CLASS[c as usize] == SPACE) {
             i += 1;
         }
         if i >= b.len() {
@@ -757,19 +789,79 @@ impl<'a> Tokens<'a> {
         }
         let start = i;
         let mut eq = None;
+        // One table lookup per byte; the `=` is searched for only up to the first one.
         while let Some(&c) = b.get(i) {
-            if c.is_ascii_whitespace() {
-                break;
+            match CLASS[c as usize] {
+                OTHER => i += 1,
+                EQUALS => {
+                    eq = Some(i - start);
+                    i += 1;
+                    while b.get(i).is_some_and(|&c| CLASS[c as usize] != SPACE) {
+                        i += 1;
+                    }
+                    break;
+                }
+                _ => break,
             }
-            if c == b'=' && eq.is_none() {
-                eq = Some(i - start);
-            }
-            i += 1;
         }
         self.pos = i;
         // Cut at ASCII bytes: always on a char boundary.
         Some((self.line.get(start..i)?, eq))
     }
+}
+
+impl<'a> Tokens<'a> {
+    /// [`Tokens::next_kv`] for a line whose only whitespace is `' '`.
+    fn next_kv_spaces(&mut self) -> Option<(&'a str, Option<usize>)> {
+        let b = self.line.as_bytes();
+        let mut i = self.pos;
+        while b.get(i) == Some(&b' ') {
+            i += 1;
+        }
+        if i >= b.len() {
+            self.pos = i;
+            return None;
+        }
+        let start = i;
+        let mut end = find_either(b, i, b' ', b'=');
+        let mut eq = None;
+        if b.get(end) == Some(&b'=') {
+            eq = Some(end - start);
+            end = find_either(b, end + 1, b' ', b' ');
+        }
+        self.pos = end;
+        // Cut at ASCII bytes: always on a char boundary.
+        Some((self.line.get(start..end)?, eq))
+    }
+}
+
+/// Position of the first `x` or `y` in `b` at or after `i` (`b.len()` when there is none),
+/// eight bytes per step: a byte equal to the needle is a zero byte of `word ^ needle`,
+/// found with the carry trick (whose false positives only ever sit above a true zero, so the
+/// lowest flagged byte is exact).
+fn find_either(b: &[u8], mut i: usize, x: u8, y: u8) -> usize {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    let (rx, ry) = (u64::from_ne_bytes([x; 8]), u64::from_ne_bytes([y; 8]));
+    while let Some(chunk) = b.get(i..i + 8) {
+        let Ok(bytes) = <[u8; 8]>::try_from(chunk) else {
+            break;
+        };
+        let w = u64::from_le_bytes(bytes);
+        let (a, c) = (w ^ rx, w ^ ry);
+        let found = (a.wrapping_sub(ONES) & !a | c.wrapping_sub(ONES) & !c) & HIGHS;
+        if found != 0 {
+            return i + (found.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while let Some(&c) = b.get(i) {
+        if c == x || c == y {
+            return i;
+        }
+        i += 1;
+    }
+    b.len()
 }
 
 impl<'a> Iterator for Tokens<'a> {

@@ -517,7 +517,7 @@ fn parse_chunk_limited(text: &str, first_line: usize, limits: Limits) -> Log {
     // The header line of the last record when that record came through the DEBUG fast path:
     // its time becomes `last_ts` at the end unless a later record has a time of its own.
     let mut last_ts_line: Option<&str> = None;
-    for (no, raw) in fast_lines(text, first_line) {
+    for (no, raw) in super::numbered_lines(text, first_line) {
         log.lines += 1;
         // Most lines of a debug-level log are Calico-format DEBUG headers, which are only
         // counted: recognise them without building a header or a time.
@@ -631,35 +631,6 @@ fn parse_chunk_limited(text: &str, first_line: usize, limits: Limits) -> Log {
         log.state.open = Some(p);
     }
     log
-}
-
-/// The lines of `parse::numbered_lines` (the same split, CR of CRLF stripped), found with
-/// `memchr`'s vectorised search: line splitting is a large part of the scan.
-fn fast_lines(text: &str, first_line: usize) -> impl Iterator<Item = (usize, &str)> {
-    let mut start = 0;
-    let mut ends = memchr::memchr_iter(b'\n', text.as_bytes());
-    let mut no = first_line;
-    std::iter::from_fn(move || {
-        if start >= text.len() {
-            return None;
-        }
-        let line = match ends.next() {
-            Some(nl) => {
-                let l = &text[start..nl];
-                start = nl + 1;
-                // `str::lines` strips the CR of CRLF, `numbered_lines` one more.
-                let l = l.strip_suffix('\r').unwrap_or(l);
-                l.strip_suffix('\r').unwrap_or(l)
-            }
-            None => {
-                let l = &text[start..];
-                start = text.len();
-                l.strip_suffix('\r').unwrap_or(l)
-            }
-        };
-        no += 1;
-        Some((no - 1, line))
-    })
 }
 
 /// Per-chunk scratch space of the scan.
@@ -1777,23 +1748,6 @@ bird: BGP session up\n\
         }
         for w in ["", "INF", "INFOO", "NOTICE", "ınfo"] {
             assert_eq!(Level::from_word(w), None, "{w}");
-        }
-    }
-
-    #[test]
-    fn lines_are_split_as_numbered_lines_splits_them() {
-        for text in [
-            "",
-            "\n",
-            "x",
-            "a\r\r\nb\r\n\nc\r",
-            "\r\n\r",
-            "one\ntwo\n",
-            "é\r\n\r\n",
-        ] {
-            let fast: Vec<(usize, &str)> = fast_lines(text, 7).collect();
-            let std: Vec<(usize, &str)> = super::super::numbered_lines(text, 7).collect();
-            assert_eq!(fast, std, "{text:?}");
         }
     }
 
