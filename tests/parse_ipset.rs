@@ -73,7 +73,7 @@ fn ipset_list_of_calico_sets_reads_headers_and_members() {
     assert!(named.members_as_nets().is_empty());
     assert_eq!(
         named.members[1].addr_port(),
-        Some(("10.244.0.17".parse().unwrap(), "udp", 53))
+        Some(("10.244.0.17".parse().unwrap(), "udp".to_string(), 53))
     );
 
     let v6 = d.set("cali60s:0RSdCvrcIzqrbD8RjNEx09").expect("v6 set");
@@ -99,9 +99,12 @@ fn older_ipset_list_with_crlf_trailing_spaces_and_member_options() {
     assert_eq!(s.declared_entries, None);
     assert_eq!(s.option("timeout"), Some("600"));
     assert_eq!(s.option("comment"), Some(""));
-    assert_eq!(s.members[0].value, "10.65.0.3");
-    assert_eq!(s.members[0].options, ["timeout", "0", "comment", "pod a/b"]);
-    assert_eq!(s.members[1].options, ["timeout", "541"]);
+    assert_eq!(s.members[0].value(), "10.65.0.3");
+    assert_eq!(
+        s.members[0].options(),
+        ["timeout", "0", "comment", "pod a/b"]
+    );
+    assert_eq!(s.members[1].options(), ["timeout", "541"]);
     assert_eq!(
         d.set("cali4-all-ipam-pools").and_then(|s| s.maxelem),
         Some(1048576)
@@ -147,9 +150,12 @@ fn felix_restore_input_is_replayed_swap_destroy_and_deltas() {
     assert_eq!(
         s.members
             .iter()
-            .map(|m| (m.line, m.value.as_str()))
+            .map(|m| (m.line, m.value().into_owned()))
             .collect::<Vec<_>>(),
-        [(2, "10.65.1.7"), (3, "10.65.4.0/24")]
+        [
+            (2, "10.65.1.7".to_string()),
+            (3, "10.65.4.0/24".to_string())
+        ]
     );
     let delta = d.set("cali40all-ipam-pools").expect("delta target");
     assert!(!delta.declared);
@@ -169,8 +175,8 @@ fn upstream_list_outputs_without_revision_parse_cleanly() {
     let d = ipset::parse(&fixture("upstream-hash-ip6-list-timeout-member.txt"));
     let s = d.set("test").expect("set");
     assert_eq!(s.option("netmask"), Some("64"));
-    assert_eq!(s.members[0].value, "200:100:10::");
-    assert_eq!(s.members[0].options, ["timeout", "0"]);
+    assert_eq!(s.members[0].value(), "200:100:10::");
+    assert_eq!(s.members[0].options(), ["timeout", "0"]);
     assert_eq!(
         s.members_as_nets(),
         vec!["200:100:10::/128".parse().unwrap()]

@@ -1,160 +1,21 @@
 //! IP set members in a compact, comparable form. An address or CIDR is kept as integers
 //! (normalised the way ipset prints it: a host network is the bare address, a CIDR has its
 //! host bits cleared), a `hash:ip,port` element as address, protocol and port, and anything
-//! else as its text. Each member prints exactly as `ipset save` writes it (a host as the bare address, a network with its host bits cleared),
-//! and two members are equal exactly when those texts are equal, so sets can be compared by
-//! merging sorted vectors instead of through string-keyed maps.
+//! else as its text. Each member prints exactly as `ipset save` writes it, and two members are
+//! equal exactly when those texts are equal, so sets can be compared by merging sorted
+//! vectors instead of through string-keyed maps.
 //!
-//! This is not ipset's own grammar (the parser keeps the text as read); it is the comparison
-//! key of the model. The order ([`Ord`]) is numeric, not textual: what is shown to a reader is
-//! re-sorted by text ([`sort_by_text`]) so that listings keep their textual order.
+//! The element type itself is [`ipset::Elem`]: the parser stores each member once in this
+//! form (with the text as written only when it prints otherwise), and [`DumpedMembers`] is an
+//! order over the parsed members, not a copy of them. The order ([`Ord`]) is numeric, not
+//! textual: what is shown to a reader is re-sorted by text ([`sort_by_text`]) so that
+//! listings keep their textual order.
 
-use std::fmt::{self, Write as _};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use crate::parse::ipset;
 
-use ipnet::IpNet;
-
-/// Protocols a `hash:ip,port` element can name, by code.
-const PROTOS: [&str; 6] = ["tcp", "udp", "sctp", "udplite", "icmp", "icmpv6"];
-
-/// An address as 4 or 16 bytes, without `IpAddr`'s 16-byte alignment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Addr {
-    V4([u8; 4]),
-    V6([u8; 16]),
-}
-
-impl From<IpAddr> for Addr {
-    fn from(a: IpAddr) -> Addr {
-        match a {
-            IpAddr::V4(a) => Addr::V4(a.octets()),
-            IpAddr::V6(a) => Addr::V6(a.octets()),
-        }
-    }
-}
-
-impl From<Addr> for IpAddr {
-    fn from(a: Addr) -> IpAddr {
-        match a {
-            Addr::V4(o) => IpAddr::V4(Ipv4Addr::from(o)),
-            Addr::V6(o) => IpAddr::V6(Ipv6Addr::from(o)),
-        }
-    }
-}
-
-/// One IP set member as the model compares it.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Member {
-    /// An address (prefix = full length) or a network with its host bits cleared.
-    Net { addr: Addr, prefix: u8 },
-    /// `addr,proto:port` of a `hash:ip,port` set (protocol by code in `PROTOS`).
-    Port { addr: Addr, proto: u8, port: u16 },
-    /// Anything else, trimmed, as written.
-    Text(Box<str>),
-}
-
-impl Member {
-    /// The member a network stands for: the bare address for a host network, the truncated
-    /// network otherwise.
-    pub fn from_net(net: &IpNet) -> Member {
-        let t = net.trunc();
-        Member::Net {
-            addr: Addr::from(t.addr()),
-            prefix: t.prefix_len(),
-        }
-    }
-
-    /// `addr,proto:port` for a `hash:ip,port` set.
-    pub fn port(addr: IpAddr, proto: &str, port: u16) -> Member {
-        match PROTOS.iter().position(|p| *p == proto) {
-            Some(code) => Member::Port {
-                addr: Addr::from(addr),
-                proto: code as u8,
-                port,
-            },
-            None => Member::Text(format!("{addr},{proto}:{port}").into()),
-        }
-    }
-
-    /// A member as a dump writes it (surrounding blanks ignored): an address or CIDR is
-    /// normalised, an `addr,proto:port` element kept when it prints back exactly as written,
-    /// anything else kept as text.
-    pub fn parse(s: &str) -> Member {
-        let s = s.trim();
-        if let Some(net) = super::endpoints::parse_net(s) {
-            return Member::from_net(&net);
-        }
-        if let Some(m) = parse_port(s) {
-            return m;
-        }
-        Member::Text(s.into())
-    }
-
-    /// The network this member is, when it is one.
-    pub fn net(&self) -> Option<IpNet> {
-        match self {
-            Member::Net { addr, prefix } => IpNet::new(IpAddr::from(*addr), *prefix).ok(),
-            _ => None,
-        }
-    }
-}
-
-/// `addr,proto:port` when it prints back as written (so that equality stays textual).
-fn parse_port(s: &str) -> Option<Member> {
-    let (a, rest) = s.split_once(',')?;
-    let (proto, port) = rest.split_once(':')?;
-    let code = PROTOS.iter().position(|p| *p == proto)?;
-    let m = Member::Port {
-        addr: Addr::from(a.parse::<IpAddr>().ok()?),
-        proto: code as u8,
-        port: port.parse().ok()?,
-    };
-    let mut cmp = SameText {
-        rest: s,
-        same: true,
-    };
-    let _ = write!(cmp, "{m}");
-    (cmp.same && cmp.rest.is_empty()).then_some(m)
-}
-
-/// A `fmt::Write` that checks the written text against a string without allocating.
-struct SameText<'a> {
-    rest: &'a str,
-    same: bool,
-}
-
-impl fmt::Write for SameText<'_> {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        match self.rest.strip_prefix(s) {
-            Some(r) if self.same => self.rest = r,
-            _ => self.same = false,
-        }
-        Ok(())
-    }
-}
-
-impl fmt::Display for Member {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Member::Net { addr, prefix } => {
-                let full = match addr {
-                    Addr::V4(_) => 32,
-                    Addr::V6(_) => 128,
-                };
-                if *prefix == full {
-                    write!(f, "{}", IpAddr::from(*addr))
-                } else {
-                    write!(f, "{}/{prefix}", IpAddr::from(*addr))
-                }
-            }
-            Member::Port { addr, proto, port } => {
-                let p = PROTOS.get(usize::from(*proto)).copied().unwrap_or("?");
-                write!(f, "{},{p}:{port}", IpAddr::from(*addr))
-            }
-            Member::Text(t) => f.write_str(t),
-        }
-    }
-}
+/// The compact element type lives with the parser, so a dump's members are parsed into it
+/// once and the model compares them where they are.
+pub use crate::parse::ipset::{Addr, Elem as Member};
 
 /// Sort items by the text of their member (the order a string-keyed map would give), for
 /// what a finding or a table lists.
@@ -230,40 +91,53 @@ impl ExpectedMembers {
 }
 
 /// A dumped set's members, sorted and unique, each with the line that added it (the last
-/// line when a member appears twice).
+/// line when a member appears twice): positions into the parsed set's members, in member
+/// order.
 #[derive(Debug, Clone, Default)]
-pub struct DumpedMembers {
-    entries: Vec<(Member, u32)>,
+pub struct DumpedMembers<'b> {
+    members: &'b [ipset::Member],
+    order: Vec<u32>,
 }
 
-impl DumpedMembers {
-    /// From `(member text, line)` in dump order.
-    pub fn new<'a>(members: impl Iterator<Item = (&'a str, usize)>) -> DumpedMembers {
-        let mut entries: Vec<(Member, u32)> = members
-            .map(|(v, line)| (Member::parse(v), u32::try_from(line).unwrap_or(u32::MAX)))
-            .collect();
-        // Last occurrence wins: reverse, then a stable sort keeps it first among equals.
-        entries.reverse();
-        entries.sort_by(|a, b| a.0.cmp(&b.0));
-        entries.dedup_by(|b, a| a.0 == b.0);
-        DumpedMembers { entries }
+impl<'b> DumpedMembers<'b> {
+    /// Over a set's members in dump order.
+    pub fn new(members: &'b [ipset::Member]) -> DumpedMembers<'b> {
+        let n = u32::try_from(members.len()).unwrap_or(u32::MAX);
+        let mut order: Vec<u32> = (0..n).collect();
+        // Last occurrence wins: later positions first among equals, then dedup keeps it.
+        order.sort_unstable_by(|&a, &b| {
+            members[a as usize]
+                .key
+                .cmp(&members[b as usize].key)
+                .then(b.cmp(&a))
+        });
+        order.dedup_by(|b, a| members[*a as usize].key == members[*b as usize].key);
+        order.shrink_to_fit();
+        DumpedMembers { members, order }
+    }
+
+    fn entry(&self, k: u32) -> (&'b Member, usize) {
+        let m = &self.members[k as usize];
+        (&m.key, m.line as usize)
     }
 
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.order.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.order.is_empty()
     }
 
     /// `(member, line)` in member order (numeric, not textual).
-    pub fn iter(&self) -> impl Iterator<Item = (&Member, usize)> {
-        self.entries.iter().map(|(m, l)| (m, *l as usize))
+    pub fn iter(&self) -> impl Iterator<Item = (&'b Member, usize)> + '_ {
+        self.order.iter().map(|&k| self.entry(k))
     }
 
     pub fn contains(&self, m: &Member) -> bool {
-        self.entries.binary_search_by(|e| e.0.cmp(m)).is_ok()
+        self.order
+            .binary_search_by(|&k| self.members[k as usize].key.cmp(m))
+            .is_ok()
     }
 }
 
@@ -278,18 +152,19 @@ pub struct Diff<'e, 'd> {
 
 /// Expected members the dump lacks, and dumped members not expected: one merge of the two
 /// sorted lists.
-pub fn diff<'e, 'd>(expected: &'e ExpectedMembers, dumped: &'d DumpedMembers) -> Diff<'e, 'd> {
+pub fn diff<'e, 'd>(expected: &'e ExpectedMembers, dumped: &DumpedMembers<'d>) -> Diff<'e, 'd> {
     let (mut missing, mut stale) = (Vec::new(), Vec::new());
-    let (e, d) = (&expected.entries, &dumped.entries);
+    let (e, d) = (&expected.entries, &dumped.order);
     let (mut i, mut j) = (0, 0);
     while i < e.len() && j < d.len() {
-        match e[i].0.cmp(&d[j].0) {
+        let (dm, line) = dumped.entry(d[j]);
+        match e[i].0.cmp(dm) {
             std::cmp::Ordering::Less => {
                 missing.push(&e[i]);
                 i += 1;
             }
             std::cmp::Ordering::Greater => {
-                stale.push((&d[j].0, d[j].1 as usize));
+                stale.push((dm, line));
                 j += 1;
             }
             std::cmp::Ordering::Equal => {
@@ -299,13 +174,21 @@ pub fn diff<'e, 'd>(expected: &'e ExpectedMembers, dumped: &'d DumpedMembers) ->
         }
     }
     missing.extend(&e[i..]);
-    stale.extend(d[j..].iter().map(|(m, l)| (m, *l as usize)));
+    stale.extend(d[j..].iter().map(|&k| dumped.entry(k)));
     Diff { missing, stale }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ipnet::IpNet;
+
+    fn dumped(members: &[(&str, usize)]) -> Vec<ipset::Member> {
+        members
+            .iter()
+            .map(|(v, line)| ipset::Member::new(v, *line, Vec::new()))
+            .collect()
+    }
 
     #[test]
     fn members_print_as_ipset_save_writes_them() {
@@ -399,7 +282,8 @@ mod tests {
             false,
         );
         assert_eq!(e.iter().next().map(|x| x.1), Some(Source::Endpoint(5)));
-        let d = DumpedMembers::new([("10.0.0.1", 4), ("10.0.0.1/32", 9)].into_iter());
+        let dump = dumped(&[("10.0.0.1", 4), ("10.0.0.1/32", 9)]);
+        let d = DumpedMembers::new(&dump);
         assert_eq!(
             d.iter().collect::<Vec<_>>(),
             [(&Member::parse("10.0.0.1"), 9)]
@@ -416,7 +300,8 @@ mod tests {
                 .collect(),
             true,
         );
-        let d = DumpedMembers::new([("10.0.0.2", 1), ("10.0.0.9", 2)].into_iter());
+        let dump = dumped(&[("10.0.0.2", 1), ("10.0.0.9", 2)]);
+        let d = DumpedMembers::new(&dump);
         let Diff { missing, stale } = diff(&e, &d);
         let missing: Vec<String> = missing.iter().map(|m| m.0.to_string()).collect();
         assert_eq!(missing, ["10.0.0.1", "10.0.0.3"]);

@@ -166,7 +166,7 @@ pub struct NodeModel<'b> {
     /// Set name → what it should hold.
     pub expected_sets: BTreeMap<String, ExpectedSet>,
     /// The members of each set of `ipsets` (same order as its `sets`), compact and sorted.
-    pub dumped_sets: Vec<DumpedMembers>,
+    pub dumped_sets: Vec<DumpedMembers<'b>>,
 }
 
 impl<'b> NodeModel<'b> {
@@ -499,7 +499,7 @@ fn node<'b>(
             d.data
                 .sets
                 .iter()
-                .map(|s| DumpedMembers::new(s.members.iter().map(|x| (x.value.as_str(), x.line))))
+                .map(|s| DumpedMembers::new(&s.members))
                 .collect()
         })
         .unwrap_or_default();
@@ -1034,7 +1034,7 @@ fn named_port_members(m: &Model<'_>, sel: &Selector, proto: &str, port: &str) ->
 pub struct ActualSet<'n, 'b> {
     pub set: &'b ipset::IpSet,
     /// Members normalised like `ipset save` prints them, sorted, with their lines.
-    pub members: &'n DumpedMembers,
+    pub members: &'n DumpedMembers<'b>,
 }
 
 impl<'b> NodeModel<'b> {

@@ -125,7 +125,15 @@ impl Policy {
 
 /// Every policy of the bundle.
 pub fn policies(r: &Resources<'_>, version: CalicoVersion) -> Vec<Policy> {
-    let mut out = Vec::new();
+    // A `Policy` is large and there are thousands: sized once, not grown by doubling.
+    let mut out = Vec::with_capacity(
+        r.network_policies.len()
+            + r.global_network_policies.len()
+            + r.staged_network_policies.len()
+            + r.staged_global_network_policies.len()
+            + r.k8s_network_policies.len()
+            + r.staged_kubernetes_network_policies.len(),
+    );
     for (list, kind) in [
         (&r.network_policies, PolicyKind::NetworkPolicy),
         (&r.global_network_policies, PolicyKind::GlobalNetworkPolicy),

@@ -11,7 +11,8 @@
 //! This is not Calico: set names (`cali40s:…`) are plain strings here.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::fmt::{self, Write as _};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::IpNet;
 use serde::Serialize;
@@ -62,143 +63,264 @@ pub struct IpSet {
     pub members: Vec<Member>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// One member of a set: its element in compact form, the line that added it and, rarely,
+/// options and the text as written. One member is 40 bytes and no allocation when, as in
+/// nearly every Calico dump, it has no options and is written the way `ipset` prints it.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Member {
-    pub line: usize,
+    /// The element, normalised the way `ipset save` prints it (see [`Elem`]).
+    pub key: Elem,
+    pub line: u32,
+    extra: Option<Box<Extra>>,
+}
+
+/// What most members do not have.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Extra {
+    /// Per-member options after the element (`timeout 0`, `packets 3 bytes 180`,
+    /// `nomatch`), split on blanks, double quotes removed.
+    options: Vec<String>,
+    /// The element as written, when `key` prints otherwise (`10.0.0.1/32`).
+    written: Option<Box<str>>,
+}
+
+impl Member {
+    /// A member from its element as written and its options.
+    pub fn new(value: &str, line: usize, options: Vec<String>) -> Member {
+        let key = Elem::parse(value);
+        let written = (!key.prints_as(value)).then(|| Box::from(value));
+        let extra = (written.is_some() || !options.is_empty())
+            .then(|| Box::new(Extra { options, written }));
+        Member {
+            key,
+            line: u32::try_from(line).unwrap_or(u32::MAX),
+            extra,
+        }
+    }
+
     /// The element as written: `10.0.0.1`, `10.0.0.0/24`, `10.244.0.17,tcp:53`, …
-    pub value: Text,
-    /// Per-member options after the element (`timeout 0`, `packets 3 bytes 180`, `nomatch`),
-    /// split on blanks, double quotes removed.
-    pub options: Vec<String>,
-}
-
-/// How many bytes of text a [`Text`] holds without allocating: every IPv4 address and CIDR,
-/// and most `addr,proto:port` elements.
-const INLINE: usize = 22;
-
-/// A member's text as written. Short texts (nearly every member of a Calico dump) are held
-/// inline, so that a million members are not a million allocations; longer ones (most IPv6
-/// elements) on the heap. Reads as a `&str` (`Deref`), compares with strings, serialises as
-/// a string.
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct Text(Repr);
-
-#[derive(Clone, PartialEq, Eq, Hash)]
-enum Repr {
-    /// `len` bytes of `buf` (the rest zero). Only texts of at most `INLINE` bytes, so that
-    /// each text has one representation and derived equality is string equality.
-    Inline {
-        len: u8,
-        buf: [u8; INLINE],
-    },
-    Heap(Box<str>),
-}
-
-impl Text {
-    pub fn new(s: &str) -> Text {
-        if s.len() <= INLINE {
-            let mut buf = [0u8; INLINE];
-            buf[..s.len()].copy_from_slice(s.as_bytes());
-            Text(Repr::Inline {
-                len: s.len() as u8,
-                buf,
-            })
-        } else {
-            Text(Repr::Heap(s.into()))
+    pub fn value(&self) -> std::borrow::Cow<'_, str> {
+        match self.extra.as_ref().and_then(|e| e.written.as_deref()) {
+            Some(w) => std::borrow::Cow::Borrowed(w),
+            None => match &self.key {
+                Elem::Text(t) => std::borrow::Cow::Borrowed(t),
+                k => std::borrow::Cow::Owned(k.to_string()),
+            },
         }
     }
 
-    pub fn as_str(&self) -> &str {
-        match &self.0 {
-            Repr::Inline { len, buf } => buf
-                .get(..usize::from(*len))
-                .and_then(|b| std::str::from_utf8(b).ok())
-                .unwrap_or_default(),
-            Repr::Heap(s) => s,
-        }
+    /// Per-member options after the element (`timeout 0`, `packets 3 bytes 180`,
+    /// `nomatch`), split on blanks, double quotes removed.
+    pub fn options(&self) -> &[String] {
+        self.extra.as_ref().map_or(&[], |e| &e.options)
     }
 }
 
-impl std::ops::Deref for Text {
-    type Target = str;
-    fn deref(&self) -> &str {
-        self.as_str()
-    }
-}
-
-impl From<&str> for Text {
-    fn from(s: &str) -> Text {
-        Text::new(s)
-    }
-}
-
-impl From<String> for Text {
-    fn from(s: String) -> Text {
-        if s.len() <= INLINE {
-            Text::new(&s)
-        } else {
-            Text(Repr::Heap(s.into_boxed_str()))
-        }
-    }
-}
-
-impl PartialEq<str> for Text {
-    fn eq(&self, other: &str) -> bool {
-        self.as_str() == other
-    }
-}
-
-impl PartialEq<&str> for Text {
-    fn eq(&self, other: &&str) -> bool {
-        self.as_str() == *other
-    }
-}
-
-impl PartialEq<String> for Text {
-    fn eq(&self, other: &String) -> bool {
-        self.as_str() == other
-    }
-}
-
-impl std::fmt::Display for Text {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::fmt::Debug for Text {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        std::fmt::Debug::fmt(self.as_str(), f)
-    }
-}
-
-impl Serialize for Text {
+impl Serialize for Member {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("Member", 3)?;
+        st.serialize_field("line", &self.line)?;
+        st.serialize_field("value", &self.value())?;
+        st.serialize_field("options", self.options())?;
+        st.end()
+    }
+}
+
+/// Protocols a `hash:ip,port` element can name, by code.
+const PROTOS: [&str; 6] = ["tcp", "udp", "sctp", "udplite", "icmp", "icmpv6"];
+
+/// An address as 4 or 16 bytes, without `IpAddr`'s 16-byte alignment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Addr {
+    V4([u8; 4]),
+    V6([u8; 16]),
+}
+
+impl From<IpAddr> for Addr {
+    fn from(a: IpAddr) -> Addr {
+        match a {
+            IpAddr::V4(a) => Addr::V4(a.octets()),
+            IpAddr::V6(a) => Addr::V6(a.octets()),
+        }
+    }
+}
+
+impl From<Addr> for IpAddr {
+    fn from(a: Addr) -> IpAddr {
+        match a {
+            Addr::V4(o) => IpAddr::V4(Ipv4Addr::from(o)),
+            Addr::V6(o) => IpAddr::V6(Ipv6Addr::from(o)),
+        }
+    }
+}
+
+/// A set element in compact, comparable form. An address or CIDR is kept as integers
+/// (normalised the way ipset prints it: a host network is the bare address, a CIDR has its
+/// host bits cleared), a `hash:ip,port` element as address, protocol and port, and anything
+/// else as its text. Each element prints exactly as `ipset save` writes it, and two elements
+/// are equal exactly when those texts are equal. The order ([`Ord`]) is numeric, not textual.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Elem {
+    /// An address (prefix = full length) or a network with its host bits cleared.
+    Net { addr: Addr, prefix: u8 },
+    /// `addr,proto:port` of a `hash:ip,port` set (protocol by code in `PROTOS`).
+    Port { addr: Addr, proto: u8, port: u16 },
+    /// Anything else, trimmed, as written.
+    Text(Box<str>),
+}
+
+impl Elem {
+    /// The element a network stands for: the bare address for a host network, the
+    /// truncated network otherwise.
+    pub fn from_net(net: &IpNet) -> Elem {
+        let t = net.trunc();
+        Elem::Net {
+            addr: Addr::from(t.addr()),
+            prefix: t.prefix_len(),
+        }
+    }
+
+    /// `addr,proto:port` for a `hash:ip,port` set.
+    pub fn port(addr: IpAddr, proto: &str, port: u16) -> Elem {
+        match PROTOS.iter().position(|p| *p == proto) {
+            Some(code) => Elem::Port {
+                addr: Addr::from(addr),
+                proto: code as u8,
+                port,
+            },
+            None => Elem::Text(format!("{addr},{proto}:{port}").into()),
+        }
+    }
+
+    /// An element as a dump writes it (surrounding blanks ignored): an address or CIDR is
+    /// normalised, an `addr,proto:port` element kept when it prints back exactly as
+    /// written, anything else kept as text.
+    pub fn parse(s: &str) -> Elem {
+        let s = s.trim();
+        // Fast path, most members of a dump: a plain IPv4 address.
+        if let Ok(a) = s.parse::<Ipv4Addr>() {
+            return Elem::Net {
+                addr: Addr::V4(a.octets()),
+                prefix: 32,
+            };
+        }
+        if let Some(net) = parse_net(s) {
+            return Elem::from_net(&net);
+        }
+        if let Some(m) = parse_port(s) {
+            return m;
+        }
+        Elem::Text(s.into())
+    }
+
+    /// The network this element is, when it is one.
+    pub fn net(&self) -> Option<IpNet> {
+        match self {
+            Elem::Net { addr, prefix } => IpNet::new(IpAddr::from(*addr), *prefix).ok(),
+            _ => None,
+        }
+    }
+
+    /// Whether this element prints exactly as `s`.
+    fn prints_as(&self, s: &str) -> bool {
+        match self {
+            Elem::Text(t) => **t == *s,
+            // A plain IPv4 address reads back only from its canonical form.
+            Elem::Net {
+                addr: Addr::V4(_),
+                prefix: 32,
+            } if !s.contains(['/', ' ', '\t']) && s.parse::<Ipv4Addr>().is_ok() => true,
+            _ => {
+                let mut cmp = SameText {
+                    rest: s,
+                    same: true,
+                };
+                let _ = write!(cmp, "{self}");
+                cmp.same && cmp.rest.is_empty()
+            }
+        }
+    }
+}
+
+/// `addr,proto:port` when it prints back as written (so that equality stays textual).
+fn parse_port(s: &str) -> Option<Elem> {
+    let (a, rest) = s.split_once(',')?;
+    let (proto, port) = rest.split_once(':')?;
+    let code = PROTOS.iter().position(|p| *p == proto)?;
+    let m = Elem::Port {
+        addr: Addr::from(a.parse::<IpAddr>().ok()?),
+        proto: code as u8,
+        port: port.parse().ok()?,
+    };
+    m.prints_as(s).then_some(m)
+}
+
+/// A `fmt::Write` that checks the written text against a string without allocating.
+struct SameText<'a> {
+    rest: &'a str,
+    same: bool,
+}
+
+impl fmt::Write for SameText<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        match self.rest.strip_prefix(s) {
+            Some(r) if self.same => self.rest = r,
+            _ => self.same = false,
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Elem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Elem::Net { addr, prefix } => {
+                let full = match addr {
+                    Addr::V4(_) => 32,
+                    Addr::V6(_) => 128,
+                };
+                if *prefix == full {
+                    write!(f, "{}", IpAddr::from(*addr))
+                } else {
+                    write!(f, "{}/{prefix}", IpAddr::from(*addr))
+                }
+            }
+            Elem::Port { addr, proto, port } => {
+                let p = PROTOS.get(usize::from(*proto)).copied().unwrap_or("?");
+                write!(f, "{},{p}:{port}", IpAddr::from(*addr))
+            }
+            Elem::Text(t) => f.write_str(t),
+        }
     }
 }
 
 impl Member {
     /// The element as a network when it is one address or CIDR (an address becomes /32 or
-    /// /128). `None` for ranges, `ip,port` pairs, set names.
+    /// /128), host bits as written. `None` for ranges, `ip,port` pairs, set names.
     pub fn net(&self) -> Option<IpNet> {
-        parse_net(&self.value)
+        match self.extra.as_ref().and_then(|e| e.written.as_deref()) {
+            Some(w) => parse_net(w),
+            None => self.key.net(),
+        }
     }
 
     /// `10.244.0.17,tcp:53` → (address, `tcp`, 53), as in `hash:ip,port` sets.
-    pub fn addr_port(&self) -> Option<(IpAddr, &str, u16)> {
-        let (ip, rest) = self.value.split_once(',')?;
+    pub fn addr_port(&self) -> Option<(IpAddr, String, u16)> {
+        let value = self.value();
+        let (ip, rest) = value.split_once(',')?;
         let port_part = rest.split(',').next()?;
         let (proto, port) = match port_part.split_once(':') {
             Some((p, n)) => (p, n),
             // ipset lists plain ports as `tcp:N`; restore input may omit the protocol.
             None => ("tcp", port_part),
         };
-        Some((ip.parse().ok()?, proto, port.parse().ok()?))
+        Some((ip.parse().ok()?, proto.to_string(), port.parse().ok()?))
     }
 }
 
 fn parse_net(s: &str) -> Option<IpNet> {
+    let s = s.trim();
     s.parse::<IpNet>()
         .ok()
         .or_else(|| s.parse::<IpAddr>().ok().map(IpNet::from))
@@ -423,11 +545,8 @@ impl Parser {
             return;
         };
         if let Some(set) = self.sets.get_mut(i).and_then(Option::as_mut) {
-            set.members.push(Member {
-                line: n,
-                value: Text::new(value),
-                options: options.iter().map(|o| o.to_string()).collect(),
-            });
+            let options = options.iter().map(|o| o.to_string()).collect();
+            set.members.push(Member::new(value, n, options));
         }
     }
 
@@ -485,11 +604,7 @@ impl Parser {
                     .map(|o| o.to_string())
                     .collect();
                 if let Some(set) = self.sets.get_mut(i).and_then(Option::as_mut) {
-                    set.members.push(Member {
-                        line: n,
-                        value: Text::new(value),
-                        options,
-                    });
+                    set.members.push(Member::new(value, n, options));
                 }
             }
             "del" | "-D" | "d" => {
@@ -499,7 +614,7 @@ impl Parser {
                     return;
                 };
                 if let Some(set) = self.get_mut(name)
-                    && let Some(p) = set.members.iter().position(|m| m.value == value)
+                    && let Some(p) = set.members.iter().position(|m| m.value() == value)
                 {
                     set.members.remove(p);
                 }
@@ -576,7 +691,11 @@ impl Parser {
     }
 
     fn finish(self) -> Dump {
-        let sets: Vec<IpSet> = self.sets.into_iter().flatten().collect();
+        let mut sets: Vec<IpSet> = self.sets.into_iter().flatten().collect();
+        // Members are most of a dump's memory: give back what growing the vectors left over.
+        for s in &mut sets {
+            s.members.shrink_to_fit();
+        }
         let mut index = HashMap::with_capacity(sets.len());
         for (i, s) in sets.iter().enumerate() {
             index.entry(s.name.clone()).or_insert(i);
@@ -628,7 +747,7 @@ mod tests {
         assert_eq!(d.sets.len(), 1);
         let s = d.set("cali40s:a").expect("set");
         assert_eq!(s.members.len(), 1);
-        assert_eq!(s.members[0].value, "10.0.0.2");
+        assert_eq!(s.members[0].value(), "10.0.0.2");
         assert_eq!(s.members[0].line, 4);
     }
 
@@ -651,38 +770,47 @@ mod tests {
 
     #[test]
     fn ip_port_members_split_into_address_protocol_and_port() {
-        let m = Member {
-            line: 1,
-            value: "10.244.0.17,tcp:53".into(),
-            options: vec![],
-        };
+        let m = Member::new("10.244.0.17,tcp:53", 1, vec![]);
         assert_eq!(
             m.addr_port(),
-            Some(("10.244.0.17".parse().unwrap(), "tcp", 53))
+            Some(("10.244.0.17".parse().unwrap(), "tcp".to_string(), 53))
         );
         assert_eq!(m.net(), None);
     }
 
     #[test]
-    fn member_texts_read_back_exactly_whether_short_or_long() {
+    fn member_texts_read_back_exactly_as_written() {
         for v in [
             "",
             "10.0.0.1",
+            "10.0.0.1/32",
+            "10.0.0.5/24",
+            "10.0.0.0/24",
             "255.255.255.255/32",
+            "010.0.0.1",
             "10.244.123.45,tcp:8080",
+            "10.244.123.45,tcp:053",
             "10.244.123.45,tcp:65535",
             "fd00:1234:5678:9abc:def0:1234:5678:9abc,tcp:443",
+            "FD00::1",
+            "fd00::1",
+            "cali40s:abc",
             "é,ü:1",
         ] {
-            let t = Text::new(v);
-            assert_eq!(t.as_str(), v);
-            assert_eq!(Text::from(v.to_string()), t);
-            assert_eq!(t, v);
-            assert_eq!(t.to_string(), v);
-            assert_eq!(format!("{t:?}"), format!("{v:?}"));
+            let m = Member::new(v, 7, vec![]);
+            assert_eq!(m.value(), v);
+            assert_eq!(m.line, 7);
+            assert!(m.options().is_empty());
         }
-        assert_ne!(Text::new("10.0.0.1"), Text::new("10.0.0.10"));
-        assert!(std::mem::size_of::<Text>() <= 24);
+        // Written as ipset prints it: nothing kept beside the compact element.
+        assert!(Member::new("10.0.0.1", 1, vec![]).extra.is_none());
+        assert!(Member::new("10.0.0.0/24", 1, vec![]).extra.is_none());
+        assert!(Member::new("10.0.0.1/32", 1, vec![]).extra.is_some());
+        assert_eq!(
+            Member::new("10.0.0.5/24", 1, vec![]).net(),
+            Some("10.0.0.5/24".parse().unwrap())
+        );
+        assert!(std::mem::size_of::<Member>() <= 40);
     }
 
     #[test]
@@ -693,22 +821,22 @@ mod tests {
         );
         assert!(d.errors.is_empty(), "{:?}", d.errors);
         let s = d.set("s").expect("set");
-        let got: Vec<(&str, Vec<&str>)> = s
+        let got: Vec<(String, Vec<&str>)> = s
             .members
             .iter()
             .map(|m| {
                 (
-                    m.value.as_str(),
-                    m.options.iter().map(String::as_str).collect(),
+                    m.value().into_owned(),
+                    m.options().iter().map(String::as_str).collect(),
                 )
             })
             .collect();
         assert_eq!(
             got,
             [
-                ("10.0.0.1", vec!["timeout", "0"]),
-                ("10.0.0.2", vec!["comment", "pod a/b"]),
-                ("10.0.0.3", vec![])
+                ("10.0.0.1".to_string(), vec!["timeout", "0"]),
+                ("10.0.0.2".to_string(), vec!["comment", "pod a/b"]),
+                ("10.0.0.3".to_string(), vec![])
             ]
         );
     }

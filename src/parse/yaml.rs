@@ -608,6 +608,12 @@ fn yaml_list_items(lines: &LineMap) -> Vec<(Vec<PathSeg>, (usize, usize))> {
     out
 }
 
+/// Size above which a YAML list whose items stand alone is decoded item by item. serde_yaml
+/// holds every event of a document (tens of times its text) and then the whole tree, so even
+/// a 2 MB `kubectl get pods -o yaml` costs ~100 MB decoded whole; item by item it costs one
+/// item's worth. Small documents keep the simpler whole decode.
+const ITEMWISE: usize = 64 << 10;
+
 fn process_yaml(doc: &DocLines, first_sig: usize, em: &mut Emitter) {
     let lines = Arc::new(scan_yaml(&doc.lines));
     let items = yaml_list_items(&lines);
@@ -615,6 +621,31 @@ fn process_yaml(doc: &DocLines, first_sig: usize, em: &mut Emitter) {
     let size: usize = doc.lines.iter().map(|(_, l)| l.len() + 1).sum();
     if size > LARGE && !items.is_empty() {
         decode_yaml_items(doc, &items, &lines, &inherit, None, em);
+        return;
+    }
+    if size > ITEMWISE && !items.is_empty() && items_stand_alone(doc, &lines) {
+        // Same objects as the whole decode; on a broken item, the same errors too: the
+        // document's own error first, then the items' other errors.
+        let mut item_errors = Vec::new();
+        let mut sub = Emitter {
+            errors: &mut item_errors,
+            out: &mut *em.out,
+        };
+        decode_yaml_items(doc, &items, &lines, &inherit, None, &mut sub);
+        if !item_errors.is_empty() {
+            let reported = match decode_yaml_text(&join(&doc.lines)) {
+                Ok(_) => None,
+                Err(e) => {
+                    let offset = doc.first_line.saturating_sub(1);
+                    let err = yaml_error(&e, offset, first_sig, "YAML document");
+                    let line = err.line;
+                    em.errors.push(err);
+                    Some(line)
+                }
+            };
+            em.errors
+                .extend(item_errors.into_iter().filter(|e| Some(e.line) != reported));
+        }
         return;
     }
     match decode_yaml_text(&join(&doc.lines)) {
@@ -628,6 +659,49 @@ fn process_yaml(doc: &DocLines, first_sig: usize, em: &mut Emitter) {
             decode_yaml_items(doc, &items, &lines, &inherit, Some(err_line), em);
         }
     }
+}
+
+/// Whether decoding the document's list items one by one gives what decoding it whole gives:
+/// the root is a bare sequence or a list (`kind` absent or `…List`, plain `apiVersion`), and
+/// no anchor or alias can tie one item to another.
+fn items_stand_alone(doc: &DocLines, lines: &LineMap) -> bool {
+    let plain = |key: &str, ok: &dyn Fn(&str) -> bool| {
+        lines
+            .scalars
+            .get([PathSeg::Key(key.into())].as_slice())
+            .is_none_or(|v| ok(v))
+    };
+    let word = |v: &str| {
+        v.starts_with(|c: char| c.is_ascii_alphabetic())
+            && v.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'/' | b'-' | b'_'))
+    };
+    let kind_ok = plain("kind", &|v| {
+        v.ends_with("List") && v.bytes().all(|b| b.is_ascii_alphanumeric())
+    });
+    let api_ok = plain("apiVersion", &|v| {
+        word(v)
+            && !matches!(
+                v.to_ascii_lowercase().as_str(),
+                "null" | "true" | "false" | "yes" | "no" | "on" | "off" | "y" | "n"
+            )
+    });
+    kind_ok && api_ok && !doc.lines.iter().any(|(_, l)| may_anchor(l))
+}
+
+/// Whether a line may hold a YAML anchor (`&a`), alias (`*a`) or merge key (`<<`). Errs on
+/// the side of yes: `*` or `&` starting a token anywhere, quoted or not.
+fn may_anchor(line: &str) -> bool {
+    let b = line.as_bytes();
+    if memchr::memchr3(b'&', b'*', b'<', b).is_none() {
+        return false;
+    }
+    line.contains("<<")
+        || b.iter().enumerate().any(|(i, &c)| {
+            (c == b'&' || c == b'*')
+                && (i == 0 || matches!(b[i - 1], b' ' | b'\t' | b'[' | b'{' | b',' | b'-' | b':'))
+                && b.get(i + 1).is_some_and(|n| !n.is_ascii_whitespace())
+        })
 }
 
 /// Decode list items one by one: `- key: v` becomes `  key: v` (same columns, same lines)
@@ -1517,6 +1591,62 @@ mod tests {
             "{:?}",
             o.errors
         );
+    }
+
+    /// A `PodList` between the item-by-item size and the large size.
+    fn medium_pod_list() -> String {
+        let pad = "x".repeat(200);
+        let mut text = String::from("apiVersion: v1\nkind: PodList\nitems:\n");
+        for i in 0..400 {
+            text.push_str(&format!(
+                "- metadata:\n    name: p{i}\n    pad: {pad}\n  spec:\n    ports: [1, 2]\n"
+            ));
+        }
+        assert!(text.len() > ITEMWISE && text.len() < LARGE);
+        text
+    }
+
+    #[test]
+    fn a_list_read_item_by_item_gives_what_the_whole_decode_gives() {
+        let text = medium_pod_list();
+        let o = objects(&text);
+        assert!(o.errors.is_empty(), "{:?}", o.errors);
+        let whole = documents(&text);
+        let items = whole.docs[0].value["items"].as_array().expect("items");
+        assert_eq!(o.objects.len(), items.len());
+        for (k, (obj, item)) in o.objects.iter().zip(items).enumerate() {
+            let mut want = item.clone();
+            want["kind"] = "Pod".into();
+            want["apiVersion"] = "v1".into();
+            assert_eq!(obj.value, want);
+            assert_eq!(obj.line, 4 + 5 * k);
+        }
+
+        // A broken item: the document's error comes first, as when it is decoded whole,
+        // and the other items are still read.
+        let broken = text.replacen("    name: p7\n", "    name: [p7\n", 1);
+        let o = objects(&broken);
+        assert_eq!(o.objects.len(), 399);
+        assert!(
+            o.errors[0].message.starts_with("YAML document not decoded"),
+            "{:?}",
+            o.errors
+        );
+    }
+
+    #[test]
+    fn a_list_whose_items_share_an_anchor_is_decoded_whole() {
+        let mut text = medium_pod_list();
+        text.push_str("- metadata: &shared\n    name: a\n- metadata: *shared\n");
+        let o = objects(&text);
+        assert!(o.errors.is_empty(), "{:?}", o.errors);
+        assert_eq!(o.objects.len(), 402);
+        assert_eq!(o.objects[401].value["metadata"]["name"], "a");
+        // Not a list kind: the object is read whole, `items` and all.
+        let other = text.replacen("kind: PodList", "kind: Thing", 1);
+        let other = other.replace("&shared", "").replace("*shared", "{}");
+        let o = objects(&other);
+        assert_eq!(o.objects.len(), 1, "{:?}", o.errors);
     }
 
     #[test]

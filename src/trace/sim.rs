@@ -1934,7 +1934,7 @@ impl<'a> Machine<'a> {
             }
             let mut undecided = None;
             for m in &set.members {
-                match sets.set(&m.value) {
+                match sets.set(&m.value()) {
                     Some(s) => match self.set_test(cx, at, sets, s, dirs, depth + 1) {
                         SetHit::Hit => return SetHit::Hit,
                         SetHit::Undecided(w) => undecided = undecided.or(Some(w)),
@@ -1943,7 +1943,8 @@ impl<'a> Machine<'a> {
                     None => {
                         undecided = undecided.or(Some(format!(
                             "member set {} of list:set {} is not in the dump",
-                            m.value, set.name
+                            m.value(),
+                            set.name
                         )))
                     }
                 }
@@ -1986,7 +1987,7 @@ impl<'a> Machine<'a> {
         for m in &set.members {
             match member_matches(&dims, &elem, m, netmask, markmask) {
                 Some(Some(spec)) => {
-                    let nomatch = m.options.iter().any(|o| o == "nomatch");
+                    let nomatch = m.options().iter().any(|o| o == "nomatch");
                     if best.is_none_or(|(s, _)| spec > s) {
                         best = Some((spec, nomatch));
                     }
@@ -2125,11 +2126,12 @@ fn member_matches(
     netmask: Option<u8>,
     markmask: u32,
 ) -> Option<Option<u32>> {
-    let parts: Vec<&str> = m.value.split(',').collect();
+    let value = m.value();
+    let parts: Vec<&str> = value.split(',').collect();
     if parts.len() != dims.len() {
         return None;
     }
-    let wildcard = m.options.iter().any(|o| o == "wildcard");
+    let wildcard = m.options().iter().any(|o| o == "wildcard");
     let mut spec = 0u32;
     let mut all = true;
     for ((dim, val), part) in dims.iter().zip(elem).zip(&parts) {
