@@ -196,6 +196,32 @@ fn unreplied_traces(model: &Model<'_>, findings: &[Finding]) -> Vec<trace::Trace
 impl Analysis {
     /// The report view of this analysis (contract §3 of the JSON report, plus extensions).
     pub fn report(&self) -> report::Report {
+        let mut r = self.report_head(self.findings.clone());
+        r.nodes_detail = self.nodes_detail.clone();
+        r.traces = self.traces.clone();
+        r.kernel_traces = self.kernel_traces.clone();
+        r.steps_not_checked = self.steps_not_checked.clone();
+        r.attach_evidence_context(3, |path| self.bundle.text_of(path));
+        r
+    }
+
+    /// [`Analysis::report`] without copying: the findings and tables move into the report and
+    /// the bundle is freed as soon as the evidence context is read from it, before the report
+    /// is rendered (the memory it held serves the rendering).
+    pub fn into_report(mut self) -> report::Report {
+        let findings = std::mem::take(&mut self.findings);
+        let mut r = self.report_head(findings);
+        r.nodes_detail = self.nodes_detail;
+        r.traces = self.traces;
+        r.kernel_traces = self.kernel_traces;
+        r.steps_not_checked = self.steps_not_checked;
+        r.attach_evidence_context(3, |path| self.bundle.text_of(path));
+        drop(self.bundle);
+        r
+    }
+
+    /// The report's bundle and artifact tables, with `findings`.
+    fn report_head(&self, findings: Vec<Finding>) -> report::Report {
         use report::{ArtifactInfo, BundleInfo, Report};
         let b = &self.bundle;
         let artifacts: Vec<ArtifactInfo> = b
@@ -219,12 +245,6 @@ impl Analysis {
             dataplane: self.dataplane.map(|d| d.as_str().to_string()),
             nodes: b.nodes.clone(),
         };
-        let mut r = Report::new(bundle, artifacts, self.findings.clone());
-        r.nodes_detail = self.nodes_detail.clone();
-        r.traces = self.traces.clone();
-        r.kernel_traces = self.kernel_traces.clone();
-        r.steps_not_checked = self.steps_not_checked.clone();
-        r.attach_evidence_context(3, |path| b.text_of(path));
-        r
+        Report::new(bundle, artifacts, findings)
     }
 }

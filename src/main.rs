@@ -188,7 +188,13 @@ fn analyze(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     if let Some(e) = analysis.trace_errors.first() {
         anyhow::bail!("{e}");
     }
-    let report = calisnap::timing::phase("report", || analysis.report());
+    let threshold = match args.fail_on {
+        FailOn::Error => Some(Severity::Error),
+        FailOn::Warning => Some(Severity::Warning),
+        FailOn::Never => None,
+    };
+    let failing = threshold.is_some_and(|t| analysis.findings.iter().any(|f| f.severity >= t));
+    let report = calisnap::timing::phase("report", || analysis.into_report());
     let templates = args.templates.as_deref();
     let target = match args.output.as_deref() {
         Some("-") => None,
@@ -226,12 +232,6 @@ fn analyze(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    let threshold = match args.fail_on {
-        FailOn::Error => Some(Severity::Error),
-        FailOn::Warning => Some(Severity::Warning),
-        FailOn::Never => None,
-    };
-    let failing = threshold.is_some_and(|t| analysis.findings.iter().any(|f| f.severity >= t));
     Ok(if failing {
         ExitCode::from(1)
     } else {

@@ -350,8 +350,7 @@ pub fn render_json(report: &Report) -> String {
 /// [`render_json`], written to `w` as it is serialised (a report can be tens of megabytes).
 pub fn write_json(report: &Report, w: &mut dyn std::io::Write) -> std::io::Result<()> {
     use std::io::Write;
-    let view = view::ReportView::build(report);
-    let anchors: Vec<&str> = view.anchors_in_report_order();
+    let anchors = view::anchors(&report.findings);
     let json = JsonReport {
         schema_version: report.schema_version,
         tool: &report.tool,
@@ -360,16 +359,15 @@ pub fn write_json(report: &Report, w: &mut dyn std::io::Write) -> std::io::Resul
         findings: report
             .findings
             .iter()
-            .zip(anchors)
+            .zip(&anchors)
             .map(|(finding, anchor)| JsonFinding { finding, anchor })
             .collect(),
         summary: &report.summary,
-        steps: view
-            .steps
-            .iter()
+        steps: view::step_counts(report)
+            .into_iter()
             .map(|s| JsonStep {
                 step: s.step,
-                title: s.title,
+                title: s.step.title(),
                 verdict: s.verdict,
                 errors: s.errors,
                 warnings: s.warnings,

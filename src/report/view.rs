@@ -203,7 +203,7 @@ impl ReportView {
                     count(Severity::Warning),
                     count(Severity::Info),
                 );
-                let verdict = verdict(errors, warnings, &not_checked);
+                let verdict = verdict(errors, warnings, !not_checked.is_empty());
                 let partly_checked =
                     !not_checked.is_empty() && not_checked.iter().all(|n| n.node.is_some());
                 StepView {
@@ -322,12 +322,12 @@ impl ReportView {
 /// Worst severity of the step's findings; a step with no error or warning that could not be
 /// checked (everywhere, or on some node) is "not checked" rather than "ok", because nothing
 /// proves it fine.
-fn verdict(errors: usize, warnings: usize, not_checked: &[NotCheckedView]) -> Verdict {
+fn verdict(errors: usize, warnings: usize, not_checked: bool) -> Verdict {
     if errors > 0 {
         Verdict::Error
     } else if warnings > 0 {
         Verdict::Warning
-    } else if !not_checked.is_empty() {
+    } else if not_checked {
         Verdict::NotChecked
     } else {
         Verdict::Ok
@@ -432,7 +432,47 @@ pub fn doc_section(doc: &str, heading: &str) -> Option<String> {
 
 /// Anchors that survive re-running the analysis on the same bundle: they hash what the
 /// finding is about (code, node, subjects), not where the evidence happens to sit.
-fn anchors(findings: &[Finding]) -> Vec<String> {
+/// Each step's finding counts and verdict, as [`ReportView::build`] computes them, without
+/// building the views of the findings (what the JSON report needs).
+pub(crate) fn step_counts(report: &Report) -> Vec<StepCounts> {
+    Step::ALL
+        .iter()
+        .map(|&step| {
+            let count = |s: Severity| {
+                report
+                    .findings
+                    .iter()
+                    .filter(|f| f.step == step && f.severity == s)
+                    .count()
+            };
+            let (errors, warnings, infos) = (
+                count(Severity::Error),
+                count(Severity::Warning),
+                count(Severity::Info),
+            );
+            let not_checked = report.steps_not_checked.iter().any(|n| n.step == step);
+            StepCounts {
+                step,
+                verdict: verdict(errors, warnings, not_checked),
+                errors,
+                warnings,
+                infos,
+            }
+        })
+        .collect()
+}
+
+/// One step's counts and verdict ([`step_counts`]).
+pub(crate) struct StepCounts {
+    pub step: Step,
+    pub verdict: Verdict,
+    pub errors: usize,
+    pub warnings: usize,
+    pub infos: usize,
+}
+
+/// The anchor of every finding (`CAL021-1a2b3c4d`, a `-2` suffix on repeats), in report order.
+pub(crate) fn anchors(findings: &[Finding]) -> Vec<String> {
     let mut seen: HashMap<String, usize> = HashMap::new();
     findings
         .iter()
