@@ -639,6 +639,25 @@ struct Scan {
     dates: DateCache,
     /// Case-folded copy of the INFO text being searched.
     lower: Vec<u8>,
+    /// [`names_event`] of INFO messages met before: most INFO lines repeat a few messages
+    /// (`Applying dataplane updates`), so one lookup replaces the fold and the search.
+    events: std::collections::HashMap<String, bool, foldhash::fast::RandomState>,
+}
+
+/// Distinct INFO messages remembered per chunk at most.
+const EVENT_CACHE: usize = 4096;
+
+impl Scan {
+    fn names_event(&mut self, msg: &str) -> bool {
+        if let Some(&known) = self.events.get(msg) {
+            return known;
+        }
+        let named = names_event(msg, &mut self.lower);
+        if self.events.len() < EVENT_CACHE {
+            self.events.insert(msg.to_string(), named);
+        }
+        named
+    }
 }
 
 /// A record with no text: what is known of a record that is only counted.
@@ -704,7 +723,7 @@ fn start_record(log: &mut Log, no: usize, h: &Header<'_>, scan: &mut Scan) -> St
     }
     let keep = match h.level {
         Level::Info => {
-            if info_is_kept(h, &mut scan.lower) {
+            if info_is_kept(h, scan) {
                 detect_version(log, no, h);
                 true
             } else {
@@ -746,7 +765,7 @@ fn decide_info(
     continued: bool,
 ) -> Option<Pending> {
     let h = parse_header(header_line, &mut scan.dates)?;
-    if !names_event(header_message(&h), &mut scan.lower) {
+    if !scan.names_event(header_message(&h)) {
         return None;
     }
     let (mut proto, body) = kept_start(c.line, &h);
@@ -832,9 +851,9 @@ fn fold_into<'a>(text: &str, lower: &'a mut Vec<u8>) -> &'a [u8] {
 
 /// Whether an INFO header line is notable on its own: its message names an event and is not
 /// a routine report, or is one that carries a marker the checks read.
-fn info_is_kept(h: &Header<'_>, lower: &mut Vec<u8>) -> bool {
+fn info_is_kept(h: &Header<'_>, scan: &mut Scan) -> bool {
     let msg = header_message(h);
-    if !names_event(msg, lower) {
+    if !scan.names_event(msg) {
         return false;
     }
     let routine = ROUTINE_INFO.iter().any(|p| {
@@ -842,7 +861,7 @@ fn info_is_kept(h: &Header<'_>, lower: &mut Vec<u8>) -> bool {
             .get(..p.len())
             .is_some_and(|head| head.eq_ignore_ascii_case(p.as_bytes()))
     });
-    !routine || INFO_READ_RE.is_match(fold_into(h.rest, lower))
+    !routine || INFO_READ_RE.is_match(fold_into(h.rest, &mut scan.lower))
 }
 
 fn names_event(msg: &str, lower: &mut Vec<u8>) -> bool {
