@@ -46,6 +46,9 @@ fn main() -> anyhow::Result<()> {
             "best_s": best,
             "median_s": median,
             "mb_per_s": text.len() as f64 / 1e6 / best,
+            "rule_size": std::mem::size_of::<calisnap::parse::iptables_save::Rule>(),
+            "match_size": std::mem::size_of::<calisnap::parse::iptables_save::Match>(),
+            "target_size": std::mem::size_of::<calisnap::parse::iptables_save::Target>(),
         })
     );
     Ok(())

@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use calisnap::parse::iptables_save::{
-    self, Backend, Dump, Form, MarkOp, MarkTarget, MatchKind, PortDir, PortRange, Rule, RuleOp,
-    SetDir, TargetKind,
+    self, Backend, Dump, Form, LogTarget, MarkOp, MarkTarget, MatchKind, NflogTarget, PortDir,
+    PortRange, Rule, RuleOp, SetDir, TargetKind,
 };
 
 fn fixture(name: &str) -> String {
@@ -258,7 +258,7 @@ fn ip6tables_save_with_counters_and_crlf_reads_ipv6_and_set_matches() {
     });
     assert_eq!(
         proto.map(|p| (p.name, p.number)),
-        Some(("ipv6-icmp".to_string(), Some(58)))
+        Some(("ipv6-icmp".into(), Some(58)))
     );
 
     let notmark = rule(&d, "filter", "cali-tw-calia1b2c3d4e5f", 2);
@@ -342,21 +342,21 @@ fn a_dump_pasted_with_a_hash_prefix_parses_like_the_plain_one() {
     let log = rule(&d, "filter", "cali-pi-_ABCDEF123456789abcde", 2);
     assert_eq!(
         log.target.as_ref().map(|t| &t.kind),
-        Some(&TargetKind::Log {
+        Some(&TargetKind::Log(Box::new(LogTarget {
             prefix: Some("calico-packet: ".into()),
             level: Some("5".into())
-        })
+        })))
     );
     let nflog = rule(&d, "filter", "cali-pi-_ABCDEF123456789abcde", 3);
     assert_eq!(
         nflog.target.as_ref().map(|t| &t.kind),
-        Some(&TargetKind::Nflog {
+        Some(&TargetKind::Nflog(Box::new(NflogTarget {
             group: Some(1),
             prefix: Some("API0|default.allow-dns".into()),
             range: None,
             size: Some(80),
             threshold: None
-        })
+        })))
     );
 
     let esc = rule(&d, "filter", "cali-log-drop", 0);

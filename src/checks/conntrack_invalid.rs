@@ -83,7 +83,7 @@ fn invalid_drops<'b>(
                         Evidence {
                             path: dump.path().to_string(),
                             line: r.line,
-                            excerpt: r.text.clone(),
+                            excerpt: r.text.to_string(),
                         },
                     ));
                 }

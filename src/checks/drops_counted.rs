@@ -308,7 +308,7 @@ fn dispatch_patterns(
     let iface_of = |r: &Rule| -> Option<String> {
         r.matches.iter().find_map(|mt| match &mt.kind {
             MatchKind::InInterface(i) | MatchKind::OutInterface(i) if !mt.negated => {
-                Some(i.clone())
+                Some(i.to_string())
             }
             _ => None,
         })

@@ -332,7 +332,7 @@ fn run_set_missing(m: &Model<'_>, out: &mut Vec<Finding>) {
                 f = f.evidence(Evidence {
                     path,
                     line: r.line,
-                    excerpt: r.text.clone(),
+                    excerpt: r.text.to_string(),
                 });
             }
             out.push(f);
@@ -343,7 +343,7 @@ fn run_set_missing(m: &Model<'_>, out: &mut Vec<Finding>) {
                 for (sm, _) in r.match_sets() {
                     if !sm.name.starts_with("cali4")
                         || sets.data.set(&sm.name).is_some()
-                        || !reported.insert(sm.name.clone())
+                        || !reported.insert(sm.name.to_string())
                     {
                         continue;
                     }
@@ -354,11 +354,11 @@ fn run_set_missing(m: &Model<'_>, out: &mut Vec<Finding>) {
                             format!("A rule in {} matches on IP set {}, which the ipset dump of {} does not have.", ipt.path(), sm.name, node.name),
                         )
                         .on_node(&node.name)
-                        .subject("ipset", &sm.name)
+                        .subject("ipset", sm.name.as_str())
                         .evidence(Evidence {
                             path: ipt.path().to_string(),
                             line: r.line,
-                            excerpt: r.text.clone(),
+                            excerpt: r.text.to_string(),
                         })
                         .confirm(format!("ipset list -n | grep -F {}   # on {}", super::shell_quote(&sm.name), node.name))
                         .fix(format!("Check the Felix log on {} for ipset errors; restart calico-node there.", node.name)),

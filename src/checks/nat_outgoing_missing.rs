@@ -166,7 +166,7 @@ fn rule_missing(
                 .match_sets()
                 .any(|(s, neg)| !neg && s.name == masq_set && s.dirs.first() == Some(&SetDir::Src));
             let not_dst = r.match_sets().any(|(s, neg)| {
-                neg && all_sets.contains(&s.name) && s.dirs.first() == Some(&SetDir::Dst)
+                neg && all_sets.iter().any(|a| *a == s.name) && s.dirs.first() == Some(&SetDir::Dst)
             });
             let action = r.target.as_ref().is_some_and(|t| {
                 matches!(
@@ -207,7 +207,7 @@ fn rule_missing(
                     Some(r) => Evidence {
                         path: path.to_string(),
                         line: r.line,
-                        excerpt: r.text.clone(),
+                        excerpt: r.text.to_string(),
                     },
                     None => Evidence {
                         path: path.to_string(),
@@ -234,7 +234,7 @@ fn rule_missing(
                     Some(r) => Evidence {
                         path: path.to_string(),
                         line: r.line,
-                        excerpt: r.text.clone(),
+                        excerpt: r.text.to_string(),
                     },
                     None => Evidence {
                         path: path.to_string(),

@@ -211,7 +211,7 @@ fn run_orphan(m: &Model<'_>, out: &mut Vec<Finding>) {
                     f = f.evidence(Evidence {
                         path: dump.path().to_string(),
                         line: r.line,
-                        excerpt: r.text.clone(),
+                        excerpt: r.text.to_string(),
                     });
                 }
                 if comment

@@ -203,7 +203,7 @@ fn finding(
     let ev = |r: &Rule| Evidence {
         path: at.path.to_string(),
         line: r.line,
-        excerpt: r.text.clone(),
+        excerpt: r.text.to_string(),
     };
     for r in chain.rules.iter().take(5) {
         f = f.evidence(ev(r));

@@ -324,7 +324,7 @@ fn evaluated_by(node: &NodeModel<'_>, table: &Table, jump: &Rule, out: &mut Vec<
         chain: target.to_string(),
         what,
         line: jump.line,
-        text: jump.text.clone(),
+        text: jump.text.to_string(),
     });
 }
 

@@ -554,7 +554,7 @@ fn map_chains(m: &Model<'_>, node: &mut NodeModel<'_>, policy_names: &PolicyName
                     .rules
                     .first()
                     .and_then(|r| r.comments.iter().find(|c| naming_comment(c)))
-                    .cloned();
+                    .map(|c| c.to_string());
                 let from_comment = comment.as_ref().and_then(|c| by_comment.get(c)).copied();
                 let from_name = by_name.get(n).copied();
                 if let Some(c) = &comment
@@ -846,7 +846,7 @@ fn collect_jumps(
             owner,
             chain: target.to_string(),
             line: r.line,
-            text: r.text.clone(),
+            text: r.text.to_string(),
         });
     }
 }

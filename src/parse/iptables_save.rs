@@ -12,14 +12,369 @@
 //! set names are plain strings here. It is a single pass over the lines with a small
 //! quote-aware tokenizer and no regular expressions, because real dumps reach 700k rules.
 
-use std::borrow::Cow;
+use std::borrow::{Borrow, Cow};
 use std::collections::HashMap;
+use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
+use std::ops::Deref;
+use std::sync::Arc;
 
 use ipnet::IpNet;
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
 use super::{ParseError, numbered_lines};
+
+// ---------------------------------------------------------------------------------------------
+// Text
+// ---------------------------------------------------------------------------------------------
+
+/// A piece of a dump's text: a range of one shared copy of the whole dump, so that a rule's
+/// text, comments and names cost no allocation each and the dump is held in memory once.
+/// Text that is not a verbatim range (an unescaped `\"`, a listing's rewritten words) gets
+/// its own small shared string. Compares, hashes and prints as the `str` it holds.
+#[derive(Clone)]
+pub struct Str {
+    base: Arc<str>,
+    start: u32,
+    len: u32,
+}
+
+impl Str {
+    /// The text, borrowed.
+    pub fn as_str(&self) -> &str {
+        let start = self.start as usize;
+        // Ranges are made from token boundaries (ASCII delimiters) of `base`; `get` keeps an
+        // impossible range from panicking.
+        self.base
+            .get(start..start + self.len as usize)
+            .unwrap_or("")
+    }
+
+    /// `s` as a range of `base` when it lies inside it, else a copy of its own.
+    fn within(base: &Arc<str>, s: &str) -> Str {
+        let off = (s.as_ptr() as usize).wrapping_sub(base.as_ptr() as usize);
+        match (u32::try_from(off), u32::try_from(s.len())) {
+            (Ok(start), Ok(len)) if off.checked_add(s.len()).is_some_and(|e| e <= base.len()) => {
+                Str {
+                    base: Arc::clone(base),
+                    start,
+                    len,
+                }
+            }
+            _ => Str::from(s),
+        }
+    }
+}
+
+impl Default for Str {
+    fn default() -> Self {
+        Str::from("")
+    }
+}
+
+impl From<&str> for Str {
+    fn from(s: &str) -> Self {
+        let len = u32::try_from(s.len()).unwrap_or(u32::MAX);
+        Str {
+            base: Arc::from(s),
+            start: 0,
+            len,
+        }
+    }
+}
+
+impl From<String> for Str {
+    fn from(s: String) -> Self {
+        Str::from(s.as_str())
+    }
+}
+
+impl Deref for Str {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl AsRef<str> for Str {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl Borrow<str> for Str {
+    fn borrow(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl PartialEq for Str {
+    fn eq(&self, other: &Str) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Str {}
+
+impl PartialOrd for Str {
+    fn partial_cmp(&self, other: &Str) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Str {
+    fn cmp(&self, other: &Str) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl Hash for Str {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        self.as_str().hash(h)
+    }
+}
+
+impl PartialEq<str> for Str {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for Str {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl PartialEq<String> for Str {
+    fn eq(&self, other: &String) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl PartialEq<Str> for str {
+    fn eq(&self, other: &Str) -> bool {
+        self == other.as_str()
+    }
+}
+
+impl PartialEq<Str> for &str {
+    fn eq(&self, other: &Str) -> bool {
+        *self == other.as_str()
+    }
+}
+
+impl PartialEq<Str> for String {
+    fn eq(&self, other: &Str) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl fmt::Debug for Str {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for Str {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self.as_str(), f)
+    }
+}
+
+impl Serialize for Str {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// A short list held inline: most rules have one match, none has many, and a vector per rule
+/// would be an allocation per rule. Reads as a slice.
+#[derive(Clone, Default)]
+pub enum Few<T> {
+    #[default]
+    Zero,
+    One(T),
+    Many(Vec<T>),
+}
+
+impl<T> Few<T> {
+    pub fn push(&mut self, x: T) {
+        match std::mem::take(self) {
+            Few::Zero => *self = Few::One(x),
+            Few::One(a) => *self = Few::Many(vec![a, x]),
+            Few::Many(mut v) => {
+                v.push(x);
+                *self = Few::Many(v);
+            }
+        }
+    }
+
+    /// The items of `buf`, which is left empty with its capacity; a vector (of exactly
+    /// their number) only when there are several.
+    fn drain_from(buf: &mut Vec<T>) -> Few<T> {
+        match buf.len() {
+            0 => Few::Zero,
+            1 => buf.pop().map_or(Few::Zero, Few::One),
+            _ => Few::Many(exact(buf)),
+        }
+    }
+
+    pub fn as_slice(&self) -> &[T] {
+        match self {
+            Few::Zero => &[],
+            Few::One(x) => std::slice::from_ref(x),
+            Few::Many(v) => v,
+        }
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [T] {
+        match self {
+            Few::Zero => &mut [],
+            Few::One(x) => std::slice::from_mut(x),
+            Few::Many(v) => v,
+        }
+    }
+}
+
+impl<T> Deref for Few<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        self.as_slice()
+    }
+}
+
+impl<T> std::ops::DerefMut for Few<T> {
+    fn deref_mut(&mut self) -> &mut [T] {
+        self.as_mut_slice()
+    }
+}
+
+impl<'a, T> IntoIterator for &'a Few<T> {
+    type Item = &'a T;
+    type IntoIter = std::slice::Iter<'a, T>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.as_slice().iter()
+    }
+}
+
+impl<T: PartialEq> PartialEq for Few<T> {
+    fn eq(&self, other: &Few<T>) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl<T: Eq> Eq for Few<T> {}
+
+impl<T: PartialEq> PartialEq<Vec<T>> for Few<T> {
+    fn eq(&self, other: &Vec<T>) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for Few<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_slice(), f)
+    }
+}
+
+impl<T: Serialize> Serialize for Few<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.as_slice().serialize(s)
+    }
+}
+
+/// A rule's comments, held inline up to two (Calico writes one or two per rule). Reads as a
+/// slice of [`Str`].
+#[derive(Clone, Default)]
+pub struct Comments(CommentsRepr);
+
+#[derive(Clone, Default)]
+enum CommentsRepr {
+    #[default]
+    Zero,
+    One(Str),
+    Two([Str; 2]),
+    Many(Vec<Str>),
+}
+
+impl Comments {
+    pub fn push(&mut self, c: Str) {
+        self.0 = match std::mem::take(&mut self.0) {
+            CommentsRepr::Zero => CommentsRepr::One(c),
+            CommentsRepr::One(a) => CommentsRepr::Two([a, c]),
+            CommentsRepr::Two([a, b]) => CommentsRepr::Many(vec![a, b, c]),
+            CommentsRepr::Many(mut v) => {
+                v.push(c);
+                CommentsRepr::Many(v)
+            }
+        }
+    }
+
+    /// The items of `buf`, which is left empty with its capacity.
+    fn drain_from(buf: &mut Vec<Str>) -> Comments {
+        Comments(match buf.len() {
+            0 => CommentsRepr::Zero,
+            1 => buf.pop().map_or(CommentsRepr::Zero, CommentsRepr::One),
+            2 => match (buf.pop(), buf.pop()) {
+                (Some(b), Some(a)) => CommentsRepr::Two([a, b]),
+                _ => CommentsRepr::Zero,
+            },
+            _ => CommentsRepr::Many(exact(buf)),
+        })
+    }
+
+    pub fn as_slice(&self) -> &[Str] {
+        match &self.0 {
+            CommentsRepr::Zero => &[],
+            CommentsRepr::One(x) => std::slice::from_ref(x),
+            CommentsRepr::Two(a) => a,
+            CommentsRepr::Many(v) => v,
+        }
+    }
+}
+
+impl Deref for Comments {
+    type Target = [Str];
+    fn deref(&self) -> &[Str] {
+        self.as_slice()
+    }
+}
+
+impl<'a> IntoIterator for &'a Comments {
+    type Item = &'a Str;
+    type IntoIter = std::slice::Iter<'a, Str>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.as_slice().iter()
+    }
+}
+
+impl PartialEq for Comments {
+    fn eq(&self, other: &Comments) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl Eq for Comments {}
+
+impl<const N: usize> PartialEq<[&str; N]> for Comments {
+    fn eq(&self, other: &[&str; N]) -> bool {
+        self.len() == N && self.iter().zip(other).all(|(a, b)| a == b)
+    }
+}
+
+impl fmt::Debug for Comments {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_slice(), f)
+    }
+}
+
+impl Serialize for Comments {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.as_slice().serialize(s)
+    }
+}
 
 // ---------------------------------------------------------------------------------------------
 // Data
@@ -149,12 +504,12 @@ pub struct Rule {
     pub op: RuleOp,
     pub counters: Option<Counters>,
     /// Criteria in the order written. Comments are in `comments`, not here.
-    pub matches: Vec<Match>,
+    pub matches: Few<Match>,
     pub target: Option<Target>,
     /// Every `-m comment --comment` text, unquoted and unescaped, in order.
-    pub comments: Vec<String>,
+    pub comments: Comments,
     /// The line as dumped (without a pasted prefix or trailing blanks), for evidence.
-    pub text: String,
+    pub text: Str,
 }
 
 /// One criterion. `module` is the `-m` module it was given under (`None` for the built-in
@@ -174,8 +529,8 @@ pub enum MatchKind {
     Source(Address),
     Destination(Address),
     /// Interface name as written; a trailing `+` is a prefix wildcard ([`iface_matches`]).
-    InInterface(String),
-    OutInterface(String),
+    InInterface(Str),
+    OutInterface(Str),
     /// `-f`.
     Fragment,
     /// `-m set --match-set NAME src,dst`.
@@ -191,34 +546,34 @@ pub enum MatchKind {
         ports: Vec<PortRange>,
     },
     /// `-m conntrack --ctstate` or `-m state --state`.
-    ConnState(Vec<String>),
-    /// One `-m addrtype` instance.
-    AddrType(AddrType),
+    ConnState(Vec<Str>),
+    /// One `-m addrtype` instance (boxed: large and rare).
+    AddrType(Box<AddrType>),
     /// One `-m rpfilter` instance.
     RpFilter(RpFilter),
     /// `--icmp-type` / `--icmpv6-type`, as written (`8`, `3/4`, `echo-request`).
-    IcmpType(String),
+    IcmpType(Str),
     /// `--physdev-in` / `--physdev-out`.
     Physdev {
         out: bool,
-        name: String,
+        name: Str,
     },
     /// An option of a module this parser knows, not modelled further (`--tcp-flags A B`).
     Option {
-        name: String,
-        args: Vec<String>,
+        name: Str,
+        args: Vec<Str>,
     },
     /// Everything given to a module this parser does not know, verbatim (including `!`).
     /// In a listing: the text after the addresses that was not understood.
     Unknown {
-        args: Vec<String>,
+        args: Vec<Str>,
     },
 }
 
 /// `-p` value: the name as written and its number when known.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Protocol {
-    pub name: String,
+    pub name: Str,
     pub number: Option<u8>,
 }
 
@@ -226,7 +581,7 @@ pub struct Protocol {
 /// (a bare address becomes /32 or /128; a dotted netmask is converted).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Address {
-    pub text: String,
+    pub text: Str,
     pub net: Option<IpNet>,
 }
 
@@ -238,9 +593,100 @@ pub enum SetDir {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SetMatch {
-    pub name: String,
+    pub name: Str,
     /// One entry per dimension of the set: `src`, `dst`, `src,dst`, …
-    pub dirs: Vec<SetDir>,
+    pub dirs: SetDirs,
+}
+
+/// The `src,dst` flags of a set match, held inline: a set has at most six dimensions
+/// (`IPSET_DIM_MAX`), and a vector per set match would be an allocation per rule.
+#[derive(Clone, Copy)]
+pub struct SetDirs {
+    len: u8,
+    /// Slots past `len` are unused.
+    dirs: [SetDir; SetDirs::MAX],
+}
+
+impl SetDirs {
+    /// `IPSET_DIM_MAX`: iptables refuses more flags.
+    pub const MAX: usize = 6;
+
+    /// Adds a flag; false (and nothing added) when there are already [`SetDirs::MAX`].
+    pub fn push(&mut self, d: SetDir) -> bool {
+        match self.dirs.get_mut(self.len as usize) {
+            Some(slot) => {
+                *slot = d;
+                self.len += 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn as_slice(&self) -> &[SetDir] {
+        self.dirs.get(..self.len as usize).unwrap_or(&[])
+    }
+}
+
+impl Default for SetDirs {
+    fn default() -> Self {
+        SetDirs {
+            len: 0,
+            dirs: [SetDir::Src; SetDirs::MAX],
+        }
+    }
+}
+
+impl FromIterator<SetDir> for SetDirs {
+    /// Keeps the first [`SetDirs::MAX`] flags.
+    fn from_iter<I: IntoIterator<Item = SetDir>>(it: I) -> Self {
+        let mut d = SetDirs::default();
+        for x in it {
+            if !d.push(x) {
+                break;
+            }
+        }
+        d
+    }
+}
+
+impl Deref for SetDirs {
+    type Target = [SetDir];
+    fn deref(&self) -> &[SetDir] {
+        self.as_slice()
+    }
+}
+
+impl PartialEq for SetDirs {
+    fn eq(&self, other: &SetDirs) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl Eq for SetDirs {}
+
+impl<const N: usize> PartialEq<[SetDir; N]> for SetDirs {
+    fn eq(&self, other: &[SetDir; N]) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl PartialEq<Vec<SetDir>> for SetDirs {
+    fn eq(&self, other: &Vec<SetDir>) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl fmt::Debug for SetDirs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_slice(), f)
+    }
+}
+
+impl Serialize for SetDirs {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.as_slice().serialize(s)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -290,12 +736,11 @@ pub struct RpFilter {
 /// `-j NAME …` or `-g NAME`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Target {
-    /// Borrowed for known targets (`ACCEPT`, `MARK`, …), owned for user chains.
-    pub name: Cow<'static, str>,
+    pub name: Str,
     /// `-g`/`--goto` rather than `-j`/`--jump`.
     pub goto: bool,
     /// The arguments after the name, unquoted, as written.
-    pub args: Vec<String>,
+    pub args: Box<[Str]>,
     pub kind: TargetKind,
 }
 
@@ -308,30 +753,22 @@ pub enum TargetKind {
     /// A user chain: a name that is no known target extension and has no arguments.
     Chain,
     Mark(MarkTarget),
-    Log {
-        prefix: Option<String>,
-        level: Option<String>,
-    },
-    Nflog {
-        group: Option<u32>,
-        prefix: Option<String>,
-        range: Option<u32>,
-        size: Option<u32>,
-        threshold: Option<u32>,
-    },
+    /// Boxed, as `Nflog`: rare, and inline they would double the size of every rule.
+    Log(Box<LogTarget>),
+    Nflog(Box<NflogTarget>),
     Masquerade {
         random: bool,
         random_fully: bool,
-        to_ports: Option<String>,
+        to_ports: Option<Str>,
     },
     Dnat {
-        to: Option<String>,
+        to: Option<Str>,
     },
     Snat {
-        to: Option<String>,
+        to: Option<Str>,
     },
     Reject {
-        with: Option<String>,
+        with: Option<Str>,
     },
     /// The `CT` target; its options are in `Target::args`.
     Ct {
@@ -340,6 +777,21 @@ pub enum TargetKind {
     Notrack,
     /// A known or unknown extension target not modelled here (args in `Target::args`).
     Other,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LogTarget {
+    pub prefix: Option<Str>,
+    pub level: Option<Str>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NflogTarget {
+    pub group: Option<u32>,
+    pub prefix: Option<Str>,
+    pub range: Option<u32>,
+    pub size: Option<u32>,
+    pub threshold: Option<u32>,
 }
 
 /// How a `MARK` target was spelled.
@@ -526,9 +978,7 @@ fn tokenize<'a>(s: &'a str, out: &mut Vec<Tok<'a>>) -> bool {
         }
         let start = i;
         if b[i] != b'"' {
-            while i < n && !matches!(b[i], b' ' | b'\t' | b'"') {
-                i += 1;
-            }
+            i = word_end(b, i);
             if i >= n || b[i] != b'"' {
                 // Blank, quote and end are ASCII: both ends are char boundaries.
                 out.push(Tok {
@@ -557,6 +1007,34 @@ fn tokenize<'a>(s: &'a str, out: &mut Vec<Tok<'a>>) -> bool {
         i = next;
     }
     closed
+}
+
+/// The index of the first blank or `"` at or after `i`, or `b.len()`. Eight bytes at a time:
+/// this scan is most of the work of reading a dump.
+#[inline]
+fn word_end(b: &[u8], mut i: usize) -> usize {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    while let Some(chunk) = b.get(i..i + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let w = u64::from_le_bytes(word);
+        // High bit of each byte of `w` equal to `c`. A borrow can only mark bytes above a
+        // true match, so the lowest mark is exact.
+        let eq = |c: u8| {
+            let x = w ^ (LO * c as u64);
+            x.wrapping_sub(LO) & !x & HI
+        };
+        let m = eq(b' ') | eq(b'\t') | eq(b'"');
+        if m != 0 {
+            return i + (m.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < b.len() && !matches!(b[i], b' ' | b'\t' | b'"') {
+        i += 1;
+    }
+    i
 }
 
 /// One token starting at `start` (not a blank), by the full rules: quotes may open and close
@@ -698,7 +1176,14 @@ fn parse_ports(s: &str) -> Option<Vec<PortRange>> {
 /// `10.0.0.0/8`, `10.0.0.1`, `fd00::/64`, `10.0.0.0/255.0.0.0`; anything else keeps only the
 /// text (a host name in an unnumeric listing, `anywhere`).
 pub fn parse_address(s: &str) -> Address {
-    let net = if s == "anywhere" {
+    Address {
+        net: parse_net(s),
+        text: Str::from(s),
+    }
+}
+
+fn parse_net(s: &str) -> Option<IpNet> {
+    if s == "anywhere" {
         None
     } else if let Ok(n) = s.parse::<IpNet>() {
         Some(n)
@@ -711,10 +1196,6 @@ pub fn parse_address(s: &str) -> Address {
         }
     } else {
         None
-    };
-    Address {
-        text: s.to_string(),
-        net,
     }
 }
 
@@ -743,8 +1224,9 @@ fn protocol_number(name: &str) -> Option<u8> {
     Some(n)
 }
 
-fn to_strings(toks: &[Tok<'_>]) -> Vec<String> {
-    toks.iter().map(|t| t.s.to_string()).collect()
+/// The tokens as texts: ranges of `base` where they were read verbatim.
+fn to_strs(base: &Arc<str>, toks: &[Tok<'_>]) -> Vec<Str> {
+    toks.iter().map(|t| Str::within(base, &t.s)).collect()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -825,7 +1307,13 @@ fn is_flag_option(module: &str, opt: &str) -> bool {
 
 struct SpecParser<'r, 'e> {
     line: usize,
-    rule: &'r mut Rule,
+    /// The dump's text, which the rule's texts are ranges of.
+    base: &'e Arc<str>,
+    /// Scratch lists for the rule's matches and comments.
+    matches: &'r mut Vec<Match>,
+    comments: &'r mut Vec<Str>,
+    target: Option<Target>,
+    counters: Option<Counters>,
     errors: &'e mut Vec<ParseError>,
 }
 
@@ -834,8 +1322,12 @@ impl SpecParser<'_, '_> {
         self.errors.push(ParseError::new(self.line, msg));
     }
 
+    fn text(&self, s: &str) -> Str {
+        Str::within(self.base, s)
+    }
+
     fn push(&mut self, module: Option<&'static str>, negated: bool, kind: MatchKind) {
-        self.rule.matches.push(Match {
+        self.matches.push(Match {
             module: module.map(Cow::Borrowed),
             negated,
             kind,
@@ -878,7 +1370,7 @@ impl SpecParser<'_, '_> {
                     module,
                     neg,
                     MatchKind::Unknown {
-                        args: vec![t.s.to_string()],
+                        args: vec![self.text(&t.s)],
                     },
                 );
                 neg = false;
@@ -889,7 +1381,7 @@ impl SpecParser<'_, '_> {
             match opt {
                 "-p" | "--protocol" => {
                     if let Some(j) = self.arg(toks, i, &mut neg) {
-                        let name = toks[j].s.to_string();
+                        let name = self.text(&toks[j].s);
                         let number = protocol_number(&name);
                         self.push(None, neg, MatchKind::Protocol(Protocol { name, number }));
                         i = j + 1;
@@ -899,7 +1391,10 @@ impl SpecParser<'_, '_> {
                 }
                 "-s" | "--source" | "--src" | "-d" | "--destination" | "--dst" => {
                     if let Some(j) = self.arg(toks, i, &mut neg) {
-                        let a = parse_address(&toks[j].s);
+                        let a = Address {
+                            net: parse_net(&toks[j].s),
+                            text: self.text(&toks[j].s),
+                        };
                         let kind = if opt.starts_with("-s") || opt.starts_with("--s") {
                             MatchKind::Source(a)
                         } else {
@@ -913,7 +1408,7 @@ impl SpecParser<'_, '_> {
                 }
                 "-i" | "--in-interface" | "-o" | "--out-interface" => {
                     if let Some(j) = self.arg(toks, i, &mut neg) {
-                        let name = toks[j].s.to_string();
+                        let name = self.text(&toks[j].s);
                         let kind = if opt == "-i" || opt == "--in-interface" {
                             MatchKind::InInterface(name)
                         } else {
@@ -934,7 +1429,7 @@ impl SpecParser<'_, '_> {
                     let b = toks.get(i + 2).and_then(|t| t.s.parse().ok());
                     match (p, b) {
                         (Some(packets), Some(bytes)) => {
-                            self.rule.counters = Some(Counters { packets, bytes })
+                            self.counters = Some(Counters { packets, bytes })
                         }
                         _ => self.err(format!("{opt} needs two numbers")),
                     }
@@ -951,10 +1446,10 @@ impl SpecParser<'_, '_> {
                     if let Some(name) = known_module(name) {
                         module = Some(name);
                         if name == "addrtype" {
-                            instance = Some(self.rule.matches.len());
-                            self.push(Some(name), false, MatchKind::AddrType(AddrType::default()));
+                            instance = Some(self.matches.len());
+                            self.push(Some(name), false, MatchKind::AddrType(Box::default()));
                         } else if name == "rpfilter" {
-                            instance = Some(self.rule.matches.len());
+                            instance = Some(self.matches.len());
                             self.push(Some(name), false, MatchKind::RpFilter(RpFilter::default()));
                         }
                     } else {
@@ -969,8 +1464,8 @@ impl SpecParser<'_, '_> {
                             i += 1;
                         }
                         module = None;
-                        let args = to_strings(&toks[start..i]);
-                        self.rule.matches.push(Match {
+                        let args = to_strs(self.base, &toks[start..i]);
+                        self.matches.push(Match {
                             module: Some(Cow::Owned(name.to_string())),
                             negated: false,
                             kind: MatchKind::Unknown { args },
@@ -989,10 +1484,10 @@ impl SpecParser<'_, '_> {
                         end += 1;
                     }
                     let target = parse_target(&name_tok.s, goto, &toks[start..end], self);
-                    if self.rule.target.is_some() {
+                    if self.target.is_some() {
                         self.err("more than one target in one rule");
                     }
-                    self.rule.target = Some(target);
+                    self.target = Some(target);
                     i = end;
                 }
                 _ => {
@@ -1042,7 +1537,7 @@ impl SpecParser<'_, '_> {
                     module,
                     neg,
                     MatchKind::Option {
-                        name: opt.to_string(),
+                        name: self.text(opt),
                         args: Vec::new(),
                     },
                 );
@@ -1076,12 +1571,12 @@ impl SpecParser<'_, '_> {
             while j < toks.len() && !toks[j].is_option_like() {
                 j += 1;
             }
-            let args = to_strings(&toks[i + 1..j]);
+            let args = to_strs(self.base, &toks[i + 1..j]);
             self.push(
                 module,
                 neg,
                 MatchKind::Option {
-                    name: opt.to_string(),
+                    name: self.text(opt),
                     args,
                 },
             );
@@ -1093,23 +1588,36 @@ impl SpecParser<'_, '_> {
         let v: &str = &toks[j].s;
         let mut next = j + 1;
         match opt {
-            "--comment" => self.rule.comments.push(v.to_string()),
+            "--comment" => {
+                let c = self.text(v);
+                self.comments.push(c);
+            }
             "--match-set" => {
                 let Some(flags) = toks.get(j + 1) else {
                     self.err("--match-set needs a set name and src/dst flags");
                     return toks.len();
                 };
                 next = j + 2;
-                let mut dirs = Vec::with_capacity(2);
+                let mut dirs = SetDirs::default();
                 for f in flags.s.split(',') {
-                    match f {
-                        "src" => dirs.push(SetDir::Src),
-                        "dst" => dirs.push(SetDir::Dst),
-                        other => self.err(format!("--match-set flag `{other}` is not src or dst")),
+                    let d = match f {
+                        "src" => SetDir::Src,
+                        "dst" => SetDir::Dst,
+                        other => {
+                            self.err(format!("--match-set flag `{other}` is not src or dst"));
+                            continue;
+                        }
+                    };
+                    if !dirs.push(d) {
+                        self.err(format!(
+                            "--match-set with more than {} src/dst flags",
+                            SetDirs::MAX
+                        ));
+                        break;
                     }
                 }
                 let kind = MatchKind::Set(SetMatch {
-                    name: v.to_string(),
+                    name: self.text(v),
                     dirs,
                 });
                 self.push(module, neg, kind);
@@ -1144,7 +1652,7 @@ impl SpecParser<'_, '_> {
                 }
             }
             "--ctstate" | "--state" => {
-                let states = v.split(',').map(str::to_string).collect();
+                let states = v.split(',').map(|x| self.text(x)).collect();
                 self.push(module, neg, MatchKind::ConnState(states));
             }
             "--src-type" | "--dst-type" => {
@@ -1161,12 +1669,13 @@ impl SpecParser<'_, '_> {
                 }
             }
             "--icmp-type" | "--icmpv6-type" => {
-                self.push(module, neg, MatchKind::IcmpType(v.to_string()))
+                let t = self.text(v);
+                self.push(module, neg, MatchKind::IcmpType(t))
             }
             "--physdev-in" | "--physdev-out" => {
                 let kind = MatchKind::Physdev {
                     out: opt == "--physdev-out",
-                    name: v.to_string(),
+                    name: self.text(v),
                 };
                 self.push(module, neg, kind);
             }
@@ -1177,15 +1686,15 @@ impl SpecParser<'_, '_> {
 
     fn option(&mut self, module: Option<&'static str>, neg: bool, name: &str, arg: &str) {
         let kind = MatchKind::Option {
-            name: name.to_string(),
-            args: vec![arg.to_string()],
+            name: self.text(name),
+            args: vec![self.text(arg)],
         };
         self.push(module, neg, kind);
     }
 
     fn instance_kind(&mut self, instance: Option<usize>) -> Option<&mut MatchKind> {
         instance
-            .and_then(|i| self.rule.matches.get_mut(i))
+            .and_then(|i| self.matches.get_mut(i))
             .map(|m| &mut m.kind)
     }
 }
@@ -1243,24 +1752,18 @@ fn known_target(name: &str) -> Option<&'static str> {
     Some(n)
 }
 
-/// A target name: borrowed when it is a known target, owned (a user chain) otherwise.
-fn target_name(name: &str) -> Cow<'static, str> {
-    match known_target(name) {
-        Some(n) => Cow::Borrowed(n),
-        None => Cow::Owned(name.to_string()),
-    }
-}
-
 fn parse_target(name: &str, goto: bool, args: &[Tok<'_>], sp: &mut SpecParser<'_, '_>) -> Target {
+    let base = sp.base;
     // Value of option `o` among the args.
-    let val = |o: &str| -> Option<String> {
+    let arg = |o: &str| -> Option<&str> {
         args.iter()
             .position(|t| t.is(o))
             .and_then(|p| args.get(p + 1))
-            .map(|t| t.s.to_string())
+            .map(|t| t.s.as_ref())
     };
+    let val = |o: &str| arg(o).map(|v| Str::within(base, v));
     let has = |o: &str| args.iter().any(|t| t.is(o));
-    let num = |o: &str| val(o).and_then(|v| v.parse::<u32>().ok());
+    let num = |o: &str| arg(o).and_then(|v| v.parse::<u32>().ok());
     let kind = match name {
         "ACCEPT" => TargetKind::Accept,
         "DROP" => TargetKind::Drop,
@@ -1274,7 +1777,7 @@ fn parse_target(name: &str, goto: bool, args: &[Tok<'_>], sp: &mut SpecParser<'_
                 ("--and-mark", MarkOp::AndMark),
                 ("--xor-mark", MarkOp::XorMark),
             ];
-            let found = ops.iter().find_map(|(o, op)| val(o).map(|v| (*op, v)));
+            let found = ops.iter().find_map(|(o, op)| arg(o).map(|v| (*op, v)));
             match found
                 .as_ref()
                 .and_then(|(op, v)| parse_mark(v).map(|(value, mask)| (*op, value, mask)))
@@ -1286,17 +1789,17 @@ fn parse_target(name: &str, goto: bool, args: &[Tok<'_>], sp: &mut SpecParser<'_
                 }
             }
         }
-        "LOG" => TargetKind::Log {
+        "LOG" => TargetKind::Log(Box::new(LogTarget {
             prefix: val("--log-prefix"),
             level: val("--log-level"),
-        },
-        "NFLOG" => TargetKind::Nflog {
+        })),
+        "NFLOG" => TargetKind::Nflog(Box::new(NflogTarget {
             group: num("--nflog-group"),
             prefix: val("--nflog-prefix"),
             range: num("--nflog-range"),
             size: num("--nflog-size"),
             threshold: num("--nflog-threshold"),
-        },
+        })),
         "MASQUERADE" => TargetKind::Masquerade {
             random: has("--random"),
             random_fully: has("--random-fully"),
@@ -1319,9 +1822,9 @@ fn parse_target(name: &str, goto: bool, args: &[Tok<'_>], sp: &mut SpecParser<'_
         _ => TargetKind::Other,
     };
     Target {
-        name: target_name(name),
+        name: Str::within(base, name),
         goto,
-        args: to_strings(args),
+        args: to_strs(base, args).into(),
         kind,
     }
 }
@@ -1332,11 +1835,23 @@ fn parse_target(name: &str, goto: bool, args: &[Tok<'_>], sp: &mut SpecParser<'_
 
 /// Parse `iptables-save` output (or restore input, or `iptables -S` output). A text whose
 /// first line is a listing's `Chain X (…)` header is handed to [`parse_list`].
+///
+/// The dump keeps one copy of `text`, which its rules' texts are ranges of; a caller that
+/// holds the text in an `Arc` already can share it with [`parse_shared`].
 pub fn parse(text: &str) -> Dump {
     if looks_like_listing(text) {
         return parse_list(text);
     }
+    parse_shared(&Arc::from(text))
+}
+
+/// [`parse`] of a shared text: the rules' texts are ranges of `text` itself, not of a copy.
+pub fn parse_shared(text: &Arc<str>) -> Dump {
+    if looks_like_listing(text) {
+        return parse_list(text);
+    }
     let mut p = SaveParser {
+        base: text,
         dump: Dump::default(),
         prefix_mode: detect_paste_prefix(text),
         current: None,
@@ -1388,6 +1903,8 @@ fn detect_paste_prefix(text: &str) -> bool {
 }
 
 struct SaveParser<'a> {
+    /// The whole text (`'a` borrows from it).
+    base: &'a Arc<str>,
     dump: Dump,
     prefix_mode: bool,
     /// Index of the open table section.
@@ -1402,7 +1919,7 @@ struct SaveParser<'a> {
     pending: Vec<Rule>,
     /// Scratch for one rule's matches and comments, copied out at their exact length.
     match_buf: Vec<Match>,
-    comment_buf: Vec<String>,
+    comment_buf: Vec<Str>,
 }
 
 impl<'a> SaveParser<'a> {
@@ -1584,7 +2101,8 @@ impl<'a> SaveParser<'a> {
             "-X" | "--delete-chain" | "-F" | "--flush" | "-Z" | "--zero" | "-E"
             | "--rename-chain" => {
                 let t = self.table_for(n);
-                let args = to_strings(toks.get(1..).unwrap_or(&[]));
+                let args = toks.get(1..).unwrap_or(&[]);
+                let args = args.iter().map(|t| t.s.to_string()).collect();
                 self.dump.tables[t].commands.push(Command {
                     line: n,
                     op: op.to_string(),
@@ -1596,7 +2114,7 @@ impl<'a> SaveParser<'a> {
         self.toks = toks;
     }
 
-    fn rule_line(&mut self, n: usize, l: &str, toks: &[Tok<'_>], counters: Option<Counters>) {
+    fn rule_line(&mut self, n: usize, l: &'a str, toks: &[Tok<'_>], counters: Option<Counters>) {
         let op = toks[0].s.as_ref();
         let Some(chain_tok) = toks.get(1) else {
             self.err(n, format!("{op} needs a chain name"));
@@ -1651,31 +2169,29 @@ impl<'a> SaveParser<'a> {
         self.last_chain = Some((t, ci));
 
         let spec = toks.get(spec_start..).unwrap_or(&[]);
-        let mut matches = std::mem::take(&mut self.match_buf);
-        let mut comments = std::mem::take(&mut self.comment_buf);
-        matches.clear();
-        comments.clear();
-        let mut rule = Rule {
-            line: n,
-            op: rule_op,
-            counters,
-            matches,
-            target: None,
-            comments,
-            text: l.to_string(),
-        };
+        self.match_buf.clear();
+        self.comment_buf.clear();
         let mut sp = SpecParser {
             line: n,
-            rule: &mut rule,
+            base: self.base,
+            matches: &mut self.match_buf,
+            comments: &mut self.comment_buf,
+            target: None,
+            counters,
             errors: &mut self.dump.errors,
         };
         sp.run(spec);
-        // Keep the scratch vectors' capacity; the rule gets exact-size copies.
-        self.match_buf = std::mem::take(&mut rule.matches);
-        rule.matches = exact(&mut self.match_buf);
-        self.comment_buf = std::mem::take(&mut rule.comments);
-        rule.comments = exact(&mut self.comment_buf);
-        self.pending.push(rule);
+        let (target, counters) = (sp.target, sp.counters);
+        // The scratch vectors keep their capacity; the rule gets its own lists.
+        self.pending.push(Rule {
+            line: n,
+            op: rule_op,
+            counters,
+            matches: Few::drain_from(&mut self.match_buf),
+            target,
+            comments: Comments::drain_from(&mut self.comment_buf),
+            text: Str::within(self.base, l),
+        });
     }
 
     /// Move the pending rules into their chain (before the chain changes, and at the end).
@@ -1887,7 +2403,7 @@ pub fn parse_list(text: &str) -> Dump {
                 // Keep the line as a rule all the same: it is evidence.
                 dump.tables[t].chains[ci].rules.push(Rule {
                     line: n,
-                    text: l.to_string(),
+                    text: l.into(),
                     ..Rule::default()
                 });
             }
@@ -1976,7 +2492,7 @@ fn list_rule(n: usize, l: &str, layout: &Layout) -> Result<Rule, String> {
     }
     let mut rule = Rule {
         line: n,
-        text: l.to_string(),
+        text: l.into(),
         ..Rule::default()
     };
     if layout.counters {
@@ -2022,7 +2538,7 @@ fn list_rule(n: usize, l: &str, layout: &Layout) -> Result<Rule, String> {
                 module: None,
                 negated: neg,
                 kind: MatchKind::Protocol(Protocol {
-                    name: p.to_string(),
+                    name: p.into(),
                     number: protocol_number(p),
                 }),
             });
@@ -2046,9 +2562,9 @@ fn list_rule(n: usize, l: &str, layout: &Layout) -> Result<Rule, String> {
                 let (neg, w) = strip_bang(w);
                 if w != "*" && w != "any" {
                     let kind = if out {
-                        MatchKind::OutInterface(w.to_string())
+                        MatchKind::OutInterface(w.into())
                     } else {
-                        MatchKind::InInterface(w.to_string())
+                        MatchKind::InInterface(w.into())
                     };
                     rule.matches.push(Match {
                         module: None,
@@ -2110,7 +2626,7 @@ fn list_rest(rest: &str, rule: &mut Rule, target_name: Option<&str>) {
         plain.push_str(&s[..open]);
         plain.push(' ');
         rule.comments
-            .push(s[open + 2..open + 2 + close_rel].trim().to_string());
+            .push(s[open + 2..open + 2 + close_rel].trim().into());
         s = &s[open + 2 + close_rel + 2..];
     }
     plain.push_str(s);
@@ -2118,9 +2634,9 @@ fn list_rest(rest: &str, rule: &mut Rule, target_name: Option<&str>) {
     let _ = tokenize(&plain, &mut local);
 
     let mut goto = false;
-    let mut unknown: Vec<String> = Vec::new();
+    let mut unknown: Vec<Str> = Vec::new();
     let mut target_kind: Option<TargetKind> = None;
-    let mut target_args: Vec<String> = Vec::new();
+    let mut target_args: Vec<Str> = Vec::new();
     let mut i = 0;
     let mut neg = false;
     let mut proto_module: Option<&'static str> = None;
@@ -2148,7 +2664,7 @@ fn list_rest(rest: &str, rule: &mut Rule, target_name: Option<&str>) {
                         module: Some("set".into()),
                         negated: neg,
                         kind: MatchKind::Set(SetMatch {
-                            name: name.to_string(),
+                            name: name.into(),
                             dirs,
                         }),
                     });
@@ -2156,7 +2672,7 @@ fn list_rest(rest: &str, rule: &mut Rule, target_name: Option<&str>) {
                     neg = false;
                     continue;
                 }
-                unknown.push(t.to_string());
+                unknown.push(t.into());
             }
             "mark" if w(i + 1) == Some("match") => {
                 let mut k = i + 2;
@@ -2177,7 +2693,7 @@ fn list_rest(rest: &str, rule: &mut Rule, target_name: Option<&str>) {
                     neg = false;
                     continue;
                 }
-                unknown.push(t.to_string());
+                unknown.push(t.into());
             }
             "multiport" if matches!(w(i + 1), Some("dports" | "sports" | "ports")) => {
                 let dir = match w(i + 1) {
@@ -2202,15 +2718,11 @@ fn list_rest(rest: &str, rule: &mut Rule, target_name: Option<&str>) {
                     neg = false;
                     continue;
                 }
-                unknown.push(t.to_string());
+                unknown.push(t.into());
             }
             "tcp" | "udp" | "sctp" | "udplite" | "dccp" => proto_module = known_module(t),
             "ctstate" | "state" if w(i + 1).is_some() => {
-                let states = w(i + 1)
-                    .unwrap_or("")
-                    .split(',')
-                    .map(str::to_string)
-                    .collect();
+                let states = w(i + 1).unwrap_or("").split(',').map(Str::from).collect();
                 let module = if t == "ctstate" { "conntrack" } else { "state" };
                 rule.matches.push(Match {
                     module: Some(module.into()),
@@ -2236,7 +2748,7 @@ fn list_rest(rest: &str, rule: &mut Rule, target_name: Option<&str>) {
                         negated: neg || bang,
                         kind: MatchKind::Ports { dir, ports },
                     }),
-                    None => unknown.push(t.to_string()),
+                    None => unknown.push(t.into()),
                 }
             }
             "MARK" if target_name == Some("MARK") => {
@@ -2271,21 +2783,21 @@ fn list_rest(rest: &str, rule: &mut Rule, target_name: Option<&str>) {
                 });
                 if let Some(m) = parsed {
                     target_kind = Some(TargetKind::Mark(m));
-                    target_args = vec![op.to_string(), v.to_string()];
+                    target_args = vec![op.into(), v.into()];
                     i += 3;
                     continue;
                 }
-                unknown.push(t.to_string());
+                unknown.push(t.into());
             }
             "reject-with" if w(i + 1).is_some() => {
                 target_kind = Some(TargetKind::Reject {
-                    with: w(i + 1).map(str::to_string),
+                    with: w(i + 1).map(Str::from),
                 });
                 i += 2;
                 continue;
             }
             _ if t.starts_with("to:") && matches!(target_name, Some("DNAT" | "SNAT")) => {
-                let to = Some(t[3..].to_string());
+                let to = Some(Str::from(&t[3..]));
                 target_kind = Some(if target_name == Some("DNAT") {
                     TargetKind::Dnat { to }
                 } else {
@@ -2293,9 +2805,9 @@ fn list_rest(rest: &str, rule: &mut Rule, target_name: Option<&str>) {
                 });
             }
             "random-fully" | "random" | "masq" | "ports:" if target_name == Some("MASQUERADE") => {
-                target_args.push(t.to_string());
+                target_args.push(t.into());
             }
-            _ => unknown.push(t.to_string()),
+            _ => unknown.push(t.into()),
         }
         neg = false;
         i += 1;
@@ -2324,19 +2836,19 @@ fn list_rest(rest: &str, rule: &mut Rule, target_name: Option<&str>) {
                 "RETURN" => TargetKind::Return,
                 "QUEUE" => TargetKind::Queue,
                 "NOTRACK" => TargetKind::Notrack,
-                "LOG" => TargetKind::Log {
+                "LOG" => TargetKind::Log(Box::new(LogTarget {
                     prefix: None,
                     level: None,
-                },
+                })),
                 "REJECT" => TargetKind::Reject { with: None },
                 _ if !is_known_target(name) => TargetKind::Chain,
                 _ => TargetKind::Other,
             },
         };
         rule.target = Some(Target {
-            name: self::target_name(name),
+            name: name.into(),
             goto,
-            args: target_args,
+            args: target_args.into(),
             kind,
         });
     }
@@ -2440,7 +2952,7 @@ mod tests {
     }
 
     /// The parts of a rule that do not depend on how its line was spelled.
-    fn parts(line: &str) -> (Vec<Match>, Option<Target>, Vec<String>) {
+    fn parts(line: &str) -> (Few<Match>, Option<Target>, Comments) {
         let d = parse(&format!("*filter\n:X - [0:0]\n{line}\nCOMMIT\n"));
         assert!(d.errors.is_empty(), "{line}: {:?}", d.errors);
         let r = d

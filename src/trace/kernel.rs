@@ -108,7 +108,7 @@ pub fn kernel_traces(m: &Model<'_>) -> Vec<KernelTrace> {
                         kind: kind_str(e).to_string(),
                         rulenum: e.rulenum,
                         owner,
-                        rule: rule.map(|r| r.text.clone()),
+                        rule: rule.map(|r| r.text.to_string()),
                         rule_line: rule.map(|r| r.line),
                     }
                 })

@@ -43,7 +43,7 @@ use serde::Serialize;
 use crate::parse::ipset::{self, IpSet};
 use crate::parse::iptables_save::{
     self, Chain, Counters, Form, Match, MatchKind, PortDir, PortRange, Rule, RuleOp, SetDir,
-    SetMatch, Table, TargetKind, iface_matches,
+    SetMatch, Str, Table, TargetKind, iface_matches,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -843,7 +843,7 @@ impl<'a> Machine<'a> {
             rule_index: Some(index),
             line: rule.line,
             action,
-            text: rule.text.clone(),
+            text: rule.text.to_string(),
             counters: rule.counters,
             mark: self.mark,
             note,
@@ -1177,7 +1177,7 @@ impl<'a> Machine<'a> {
                 self.advance();
                 Event::Go
             }
-            TargetKind::Log { .. } | TargetKind::Nflog { .. } => {
+            TargetKind::Log(_) | TargetKind::Nflog(_) => {
                 self.push_rule_step(table, chain, ri, rule, Action::Continue, None);
                 self.advance();
                 Event::Go
@@ -1338,7 +1338,7 @@ impl<'a> Machine<'a> {
     }
 
     /// `CONNMARK` (xt_CONNMARK revision 1): `Ok(true)` when the packet mark changed.
-    fn connmark_target(&mut self, args: &[String]) -> Result<bool, String> {
+    fn connmark_target(&mut self, args: &[Str]) -> Result<bool, String> {
         let has_ct = !self.untracked && self.cur.as_ref().is_some_and(|c| c.table.name != "raw");
         if !has_ct {
             return Ok(false);
@@ -1596,7 +1596,7 @@ impl<'a> Machine<'a> {
         }
     }
 
-    fn eval_ctstate(&mut self, cx: &Cx<'_>, at: &At<'_>, states: &[String]) -> Tri {
+    fn eval_ctstate(&mut self, cx: &Cx<'_>, at: &At<'_>, states: &[Str]) -> Tri {
         let now = self.ct_now(cx, at.table);
         let mut acc = Tri::No;
         for s in states {
@@ -1777,7 +1777,7 @@ impl<'a> Machine<'a> {
         at: &At<'_>,
         module: Option<&str>,
         name: &str,
-        args: &[String],
+        args: &[Str],
     ) -> (Tri, bool) {
         let pkt = cx.pkt;
         let first_syn = pkt.proto == Packet::TCP && pkt.ct_state == CtState::New;
@@ -1851,7 +1851,7 @@ impl<'a> Machine<'a> {
     }
 
     /// `-m connmark [!] --mark V[/M]`, kept verbatim by the parser.
-    fn eval_connmark(&self, cx: &Cx<'_>, at: &At<'_>, args: &[String]) -> Tri {
+    fn eval_connmark(&self, cx: &Cx<'_>, at: &At<'_>, args: &[Str]) -> Tri {
         let mut invert = false;
         let mut spec = None;
         let mut it = args.iter();
@@ -2217,9 +2217,9 @@ fn has_ports(proto: u8) -> bool {
     matches!(proto, 6 | 17 | 33 | 132 | 136)
 }
 
-fn arg_after<'s>(args: &'s [String], opt: &str) -> Option<&'s str> {
+fn arg_after<'s>(args: &'s [Str], opt: &str) -> Option<&'s str> {
     let i = args.iter().position(|a| a == opt)?;
-    args.get(i + 1).map(String::as_str)
+    args.get(i + 1).map(Str::as_str)
 }
 
 fn parse_u32(s: &str) -> Option<u32> {
