@@ -659,13 +659,26 @@ fn process(path: &str, e: Entry, kind: ArtifactKind) -> Artifact {
             String::from_utf8_lossy(e.as_bytes()).into_owned()
         }
     };
-    let parsed = parse_as(kind, &text);
     let keep = text.len()
         <= if is_chunked(kind) {
             KEEP_STREAM_TEXT_BYTES
         } else {
             KEEP_TEXT_BYTES
         };
+    let (parsed, text) = match kind {
+        // Parsed rules point into the text they were read from: one copy serves both.
+        ArtifactKind::IptablesSave | ArtifactKind::Ip6tablesSave | ArtifactKind::IptablesList => {
+            crate::timing::add_to(kind.as_str(), || {
+                let shared: std::sync::Arc<str> = std::sync::Arc::from(text);
+                let dump = parse::iptables_save::parse_shared(&shared);
+                (Parsed::Iptables(dump), keep.then_some(shared))
+            })
+        }
+        _ => {
+            let parsed = parse_as(kind, &text);
+            (parsed, keep.then(|| std::sync::Arc::from(text)))
+        }
+    };
     Artifact {
         path: path.to_string(),
         kind,
@@ -673,7 +686,7 @@ fn process(path: &str, e: Entry, kind: ArtifactKind) -> Artifact {
         bytes,
         parsed,
         notes,
-        text: keep.then(|| std::sync::Arc::from(text)),
+        text,
         line_starts: Default::default(),
     }
 }
