@@ -201,7 +201,7 @@ impl Analysis {
         r.traces = self.traces.clone();
         r.kernel_traces = self.kernel_traces.clone();
         r.steps_not_checked = self.steps_not_checked.clone();
-        r.attach_evidence_context(3, |path| self.bundle.text_of(path));
+        r.attach_evidence_context(3, |path, n| self.bundle.line(path, n));
         r
     }
 
@@ -215,7 +215,7 @@ impl Analysis {
         r.traces = self.traces;
         r.kernel_traces = self.kernel_traces;
         r.steps_not_checked = self.steps_not_checked;
-        r.attach_evidence_context(3, |path| self.bundle.text_of(path));
+        r.attach_evidence_context(3, |path, n| self.bundle.line(path, n));
         drop(self.bundle);
         r
     }

@@ -9,6 +9,7 @@
 //! yields what could be read plus a note saying where it broke.
 
 pub mod detect;
+pub mod kept;
 pub mod kind;
 pub mod manifest;
 
@@ -21,6 +22,7 @@ use std::sync::{Condvar, Mutex};
 use serde::Serialize;
 
 use crate::parse::{self, ParseError, Parsed};
+pub use kept::KeptText;
 pub use kind::ArtifactKind;
 pub use manifest::Manifest;
 
@@ -99,9 +101,7 @@ pub struct Artifact {
     pub notes: Vec<ParseError>,
     /// The text itself, kept for small artifacts so reports can show the lines around a piece
     /// of evidence ([`KEEP_TEXT_BYTES`]); big logs and conntrack tables are not kept.
-    pub text: Option<std::sync::Arc<str>>,
-    /// Where each line of `text` starts, built on first use (evidence lookups by line).
-    line_starts: std::sync::OnceLock<Vec<usize>>,
+    pub text: Option<KeptText>,
 }
 
 /// Artifacts up to this size keep their text for evidence context.
@@ -116,9 +116,7 @@ impl Artifact {
     /// Line `n` (1-based) of the kept text, without its line ending (as
     /// [`parse::numbered_lines`] gives it). `None` when the text was not kept or is shorter.
     pub fn line(&self, n: usize) -> Option<&str> {
-        let text = self.text.as_deref()?;
-        let starts = self.line_starts.get_or_init(|| parse::line_starts(text));
-        parse::line_at(text, starts, n)
+        self.text.as_ref()?.line(n)
     }
 
     /// Lines `first..=last` (1-based, clipped to the kept text) with their numbers.
@@ -217,7 +215,6 @@ impl Bundle {
                     parsed: merge_chunks(parts),
                     notes: entry.notes,
                     text: None,
-                    line_starts: Default::default(),
                 },
             ));
         }
@@ -226,7 +223,7 @@ impl Bundle {
 
     /// The text of a small artifact, by its path in the bundle.
     pub fn text_of(&self, path: &str) -> Option<&str> {
-        self.artifact(path).and_then(|a| a.text.as_deref())
+        self.artifact(path)?.text.as_ref()?.as_str()
     }
 
     /// The artifact at this path in the bundle.
@@ -671,12 +668,15 @@ fn process(path: &str, e: Entry, kind: ArtifactKind) -> Artifact {
             crate::timing::add_to(kind.as_str(), || {
                 let shared: std::sync::Arc<str> = std::sync::Arc::from(text);
                 let dump = parse::iptables_save::parse_shared(&shared);
-                (Parsed::Iptables(dump), keep.then_some(shared))
+                (
+                    Parsed::Iptables(dump),
+                    keep.then(|| KeptText::plain(shared)),
+                )
             })
         }
         _ => {
             let parsed = parse_as(kind, &text);
-            (parsed, keep.then(|| std::sync::Arc::from(text)))
+            (parsed, keep.then(|| KeptText::new(text)))
         }
     };
     Artifact {
@@ -687,7 +687,6 @@ fn process(path: &str, e: Entry, kind: ArtifactKind) -> Artifact {
         parsed,
         notes,
         text,
-        line_starts: Default::default(),
     }
 }
 

@@ -91,12 +91,12 @@ impl Report {
     }
 
     /// Fill [`Report::evidence_context`] with `radius` lines either side of every evidence
-    /// line. `text_of` gives an artifact's text by its bundle path (None: not kept in memory,
-    /// that evidence simply gets no context).
+    /// line. `line_of` gives line `n` of an artifact by its bundle path (None: its text was
+    /// not kept in memory, or it is shorter; that evidence simply gets no context).
     pub fn attach_evidence_context<'t>(
         &mut self,
         radius: usize,
-        text_of: impl Fn(&str) -> Option<&'t str>,
+        line_of: impl Fn(&str, usize) -> Option<&'t str>,
     ) {
         let wanted: BTreeSet<(&str, usize)> = self
             .findings
@@ -106,16 +106,15 @@ impl Report {
             .map(|e| (e.path.as_str(), e.line))
             .collect();
         let mut out = Vec::new();
-        // Grouped by path (the set is sorted): each text is indexed once, not scanned per line.
-        let mut current: Option<(&str, Option<crate::parse::LineIndex<'t>>)> = None;
         for (path, line) in wanted {
-            if current.as_ref().is_none_or(|(p, _)| *p != path) {
-                current = Some((path, text_of(path).map(crate::parse::LineIndex::new)));
-            }
-            let Some((_, Some(index))) = &current else {
-                continue;
-            };
-            let context = index.context(line, radius);
+            let first = line.saturating_sub(radius).max(1);
+            let context: Vec<ContextLine> = (first..=line.saturating_add(radius))
+                .map_while(|n| line_of(path, n).map(|l| (n, l)))
+                .map(|(n, l)| ContextLine {
+                    line: n,
+                    text: truncate_chars(l, CONTEXT_LINE_MAX),
+                })
+                .collect();
             if !context.is_empty() {
                 out.push(EvidenceContext {
                     path: path.to_string(),
