@@ -491,11 +491,14 @@ pub struct PlanCache<'b> {
     /// The Calico resource each policy came from, by policy index.
     raw: OnceLock<Vec<Option<&'b resources::CalicoPolicy>>>,
     /// By [`slot`] of policy and direction.
-    compiled: OnceLock<Vec<OnceLock<Vec<(usize, Compiled)>>>>,
+    compiled: OnceLock<Vec<OnceLock<CompiledRules>>>,
     tiers: OnceLock<Vec<SortableTier>>,
     /// Staged policies, ascending.
     staged: OnceLock<Vec<usize>>,
 }
+
+/// A policy's rules in one direction: index into `Policy::rules`, compiled.
+type CompiledRules = Vec<(usize, Compiled)>;
 
 /// Index of an (item, direction) pair in the cache's per-direction tables.
 fn slot(i: usize, dir: Direction) -> usize {
