@@ -417,17 +417,24 @@ impl PolicyNames {
     fn new(m: &Model<'_>) -> PolicyNames {
         let mut by_name: HashMap<String, (usize, Direction)> = HashMap::new();
         let mut by_comment: HashMap<String, (usize, Direction)> = HashMap::new();
-        for (i, p) in m.policies.iter().enumerate() {
-            if p.staged {
-                continue;
-            }
-            for c in names::policy_chain_candidates(&p.policy_ref, None) {
-                by_name.entry(c.chain.clone()).or_insert((i, c.direction));
-                if let Some(comment) = &c.comment {
-                    by_comment
-                        .entry(comment.clone())
-                        .or_insert((i, c.direction));
+        // Hashing every candidate is the costly part: on the pool, then merged in policy order.
+        let candidates: Vec<Vec<names::ChainCandidate>> = m
+            .policies
+            .par_iter()
+            .map(|p| {
+                if p.staged {
+                    Vec::new()
+                } else {
+                    names::policy_chain_candidates(&p.policy_ref, None)
                 }
+            })
+            .collect();
+        for (i, list) in candidates.into_iter().enumerate() {
+            for c in list {
+                if let Some(comment) = c.comment {
+                    by_comment.entry(comment).or_insert((i, c.direction));
+                }
+                by_name.entry(c.chain).or_insert((i, c.direction));
             }
         }
         PolicyNames {
