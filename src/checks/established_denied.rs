@@ -1,12 +1,13 @@
 //! CAL063: established connections between endpoints that the current policies would deny.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{HashMap, HashSet};
 
 use super::{Check, Evidence, Finding, Severity, Step};
+use crate::calico::names::Direction;
 use crate::model::Model;
 use crate::model::flows::entry_text;
 use crate::parse::conntrack::Entry;
-use crate::trace::{flow, intent};
+use crate::trace::intent;
 
 pub const CHECK: Check = Check {
     code: "CAL063",
@@ -71,13 +72,14 @@ struct Denied<'a> {
 }
 
 /// Destination endpoint, protocol, port, and the deciding policy with its rule's line.
-type GroupKey = (usize, u8, Option<u16>, Option<(String, Option<usize>)>);
+type GroupKey<'a> = (usize, u8, Option<u16>, Option<(&'a str, Option<usize>)>);
 
 /// Denied flows to one destination port, decided by the same policy rule: one finding.
 struct Group<'a> {
     dst: usize,
     dport: Option<u16>,
-    deciding: Option<intent::PolicyHit>,
+    /// The denying direction of the first flow: its deciding step is explained.
+    decision: intent::Decision,
     flows: Vec<Denied<'a>>,
 }
 
@@ -89,81 +91,93 @@ fn run(m: &Model<'_>, out: &mut Vec<Finding>) {
     let by_ip = m.endpoints_by_ip();
     let with_conntrack = m.nodes.iter().filter(|n| !n.conntrack.is_empty()).count();
     let per_node_cap = (MAX_FLOWS_TOTAL / with_conntrack.max(1)).clamp(MIN_FLOWS, MAX_FLOWS);
+    // Plans and compiled rules are the same for every node: shared, built on first use.
+    let plans = intent::PlanCache::default();
     // Nodes are independent: evaluate them on the pool, keep node order.
     let per_node: Vec<Vec<Finding>> = m
         .nodes
         .par_iter()
-        .map(|node| node_findings(m, &by_ip, node, per_node_cap))
+        .map(|node| node_findings(m, &by_ip, &plans, node, per_node_cap))
         .collect();
     out.extend(per_node.into_iter().flatten());
 }
 
-fn node_findings(
-    m: &Model<'_>,
+fn node_findings<'b>(
+    m: &Model<'b>,
     by_ip: &crate::model::flows::EndpointsByIp,
+    plans: &intent::PlanCache<'b>,
     node: &crate::model::NodeModel<'_>,
     max_flows: usize,
 ) -> Vec<Finding> {
-    let mut plans = intent::PlanCache::default();
-    let mut out = Vec::new();
-    {
-        let mut seen = BTreeSet::new();
-        // Keyed by destination, port and deciding rule, in the order first met.
-        let mut groups: Vec<Group> = Vec::new();
-        let mut group_of: HashMap<GroupKey, usize> = HashMap::new();
-        for ct in &node.conntrack {
-            // Established flows by (source, destination, protocol, port), in the order each
-            // first appears: the first entry of a flow is its evidence.
-            for g in ct.data.established.iter() {
-                let e = &g.first;
-                let (Some(s), Some(d)) = (by_ip.get(g.key.src), by_ip.get(g.key.dst)) else {
-                    continue;
-                };
-                let dport = g.key.dport;
-                if seen.len() >= max_flows || !seen.insert((s, d, g.key.proto, dport)) {
-                    continue;
-                }
-                let f = flow::Flow {
-                    src: flow::endpoint_end(m, s, e.orig.src),
-                    dst: flow::endpoint_end(m, d, e.orig.dst),
-                    protocol: e.proto,
-                    dport,
-                };
-                let iv = intent::evaluate_cached(m, &f, &mut plans);
-                if iv.verdict != intent::Verdict::Deny {
-                    continue;
-                }
-                let deciding = [&iv.ingress, &iv.egress]
-                    .into_iter()
-                    .filter(|d| d.verdict == intent::Verdict::Deny)
-                    .find_map(|d| d.deciding.clone());
-                let key = (
-                    d,
-                    e.proto,
-                    dport,
-                    deciding
-                        .as_ref()
-                        .map(|h| (h.policy.clone(), h.rule_line.or(h.line))),
-                );
-                let gi = *group_of.entry(key).or_insert_with(|| {
-                    groups.push(Group {
-                        dst: d,
-                        dport,
-                        deciding: deciding.clone(),
-                        flows: Vec::new(),
-                    });
-                    groups.len() - 1
-                });
-                groups[gi].flows.push(Denied {
-                    src: s,
-                    path: ct.path(),
-                    entry: *e,
-                });
+    let mut seen = HashSet::new();
+    // Keyed by destination, port and deciding rule, in the order first met.
+    let mut groups: Vec<Group> = Vec::new();
+    let mut group_of: HashMap<GroupKey, usize> = HashMap::new();
+    // Network sets holding each end's address, reused from flow to flow.
+    let (mut src_sets, mut dst_sets) = (Vec::new(), Vec::new());
+    for ct in &node.conntrack {
+        // Established flows by (source, destination, protocol, port), in the order each
+        // first appears: the first entry of a flow is its evidence.
+        for g in ct.data.established.iter() {
+            let e = &g.first;
+            let (Some(s), Some(d)) = (by_ip.get(g.key.src), by_ip.get(g.key.dst)) else {
+                continue;
+            };
+            let dport = g.key.dport;
+            if seen.len() >= max_flows || !seen.insert((s, d, g.key.proto, dport)) {
+                continue;
             }
+            m.net_set_index.containing_into(e.orig.src, &mut src_sets);
+            m.net_set_index.containing_into(e.orig.dst, &mut dst_sets);
+            let f = intent::QuickFlow {
+                src: intent::QuickEnd {
+                    endpoint: Some(s),
+                    ip: e.orig.src,
+                    net_sets: &src_sets,
+                },
+                dst: intent::QuickEnd {
+                    endpoint: Some(d),
+                    ip: e.orig.dst,
+                    net_sets: &dst_sets,
+                },
+                protocol: e.proto,
+                dport,
+            };
+            // The verdict is Deny when either direction denies; ingress names the deciding
+            // rule when both do. Only the verdict is computed here: the few flows a finding
+            // shows are explained when it is written.
+            let ingress = intent::decide_direction(m, &f, Direction::Ingress, plans);
+            let decision = if ingress.verdict == intent::Verdict::Deny {
+                ingress
+            } else {
+                let egress = intent::decide_direction(m, &f, Direction::Egress, plans);
+                if egress.verdict != intent::Verdict::Deny {
+                    continue;
+                }
+                egress
+            };
+            let key = (d, e.proto, dport, plans.deciding_key(m, &decision));
+            let gi = *group_of.entry(key).or_insert_with(|| {
+                groups.push(Group {
+                    dst: d,
+                    dport,
+                    decision,
+                    flows: Vec::new(),
+                });
+                groups.len() - 1
+            });
+            groups[gi].flows.push(Denied {
+                src: s,
+                path: ct.path(),
+                entry: *e,
+            });
         }
-        let capped = seen.len() >= max_flows;
-        out.extend(groups.into_iter().map(|g| {
-            let mut f = finding(m, &node.name, g);
+    }
+    let capped = seen.len() >= max_flows;
+    groups
+        .into_iter()
+        .map(|g| {
+            let mut f = finding(m, plans, &node.name, g);
             if capped {
                 f.message.push_str(&format!(
                     " Only the first {max_flows} distinct established flows between endpoints in {}'s table were evaluated.",
@@ -171,20 +185,21 @@ fn node_findings(
                 ));
             }
             f
-        }));
-    }
-    out
+        })
+        .collect()
 }
 
-fn finding(m: &Model<'_>, node: &str, g: Group) -> Finding {
+fn finding<'b>(m: &Model<'b>, plans: &intent::PlanCache<'b>, node: &str, g: Group) -> Finding {
+    let first = &g.flows[0];
+    // The deciding step of the group's first flow, as `calisnap trace` explains it (a deny
+    // needs no word about the flow itself).
+    let deciding = plans.deciding_hit(m, None, &g.decision);
     let dst = &m.endpoints[g.dst].key;
     let port = g.dport.map(|p| format!(":{p}")).unwrap_or_default();
-    let why = g
-        .deciding
+    let why = deciding
         .as_ref()
         .map(|h| format!(" ({} in {})", h.action.as_str(), h.policy))
         .unwrap_or_default();
-    let first = &g.flows[0];
     let mut sources: Vec<&str> = Vec::new();
     for f in &g.flows {
         let key = m.endpoints[f.src].key.as_str();
@@ -246,7 +261,7 @@ fn finding(m: &Model<'_>, node: &str, g: Group) -> Finding {
             "If the policy is right, end the old connections (conntrack -D -s {} -d {}, for each source); otherwise allow the flow in the policy.",
             first.entry.orig.src, first.entry.orig.dst
         ));
-    if let Some(h) = &g.deciding {
+    if let Some(h) = &deciding {
         finding = finding.subject("policy", &h.policy);
         if let (Some(p), Some(l)) = (&h.path, h.rule_line.or(h.line)) {
             finding = finding.evidence(Evidence {

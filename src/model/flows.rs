@@ -403,34 +403,37 @@ pub fn state_word(s: TcpState) -> &'static str {
 /// A conntrack flow in the `conntrack -L` layout, for evidence when the table was too large
 /// for its text to be kept. Fields the parser does not keep (zone details, labels) are absent.
 pub fn entry_text(e: &Entry) -> String {
-    fn tuple(t: &crate::parse::conntrack::Tuple) -> String {
-        let l4 = match t.l4 {
-            L4::None => String::new(),
-            L4::Ports { sport, dport } => format!(" sport={sport} dport={dport}"),
-            L4::Icmp { kind, code, id } => format!(" type={kind} code={code} id={id}"),
+    use std::fmt::Write;
+    // One buffer written in place: findings quote thousands of these.
+    fn tuple(s: &mut String, t: &crate::parse::conntrack::Tuple) {
+        let _ = write!(s, "src={} dst={}", t.src, t.dst);
+        let _ = match t.l4 {
+            L4::None => Ok(()),
+            L4::Ports { sport, dport } => write!(s, " sport={sport} dport={dport}"),
+            L4::Icmp { kind, code, id } => write!(s, " type={kind} code={code} id={id}"),
         };
-        format!("src={} dst={}{l4}", t.src, t.dst)
     }
-    let mut s = format!("{:<8} {} {}", proto_name(e.proto), e.proto, e.timeout);
+    let mut s = String::with_capacity(192);
+    let _ = write!(s, "{:<8} {} {}", proto_name(e.proto), e.proto, e.timeout);
     if let Some(st) = e.state {
         s.push(' ');
         s.push_str(state_word(st));
     }
     s.push(' ');
-    s.push_str(&tuple(&e.orig));
+    tuple(&mut s, &e.orig);
     if e.unreplied {
         s.push_str(" [UNREPLIED]");
     }
     s.push(' ');
-    s.push_str(&tuple(&e.reply));
+    tuple(&mut s, &e.reply);
     if e.assured {
         s.push_str(" [ASSURED]");
     }
-    s.push_str(&format!(" mark={}", e.mark));
+    let _ = write!(s, " mark={}", e.mark);
     if let Some(z) = e.zone {
-        s.push_str(&format!(" zone={z}"));
+        let _ = write!(s, " zone={z}");
     }
-    s.push_str(&format!(" use={}", e.use_count));
+    let _ = write!(s, " use={}", e.use_count);
     s
 }
 

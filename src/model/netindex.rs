@@ -68,7 +68,15 @@ impl NetIndex {
 
     /// Owners with a net containing `ip`, ascending, each once.
     pub fn containing(&self, ip: IpAddr) -> Vec<usize> {
-        let mut out: Vec<usize> = Vec::new();
+        let mut out = Vec::new();
+        self.containing_into(ip, &mut out);
+        out
+    }
+
+    /// [`Self::containing`] into a buffer the caller reuses (cleared first): no allocation
+    /// per lookup once the buffer has grown.
+    pub fn containing_into(&self, ip: IpAddr, out: &mut Vec<usize>) {
+        out.clear();
         match ip {
             IpAddr::V4(a) => {
                 let a = u32::from(a);
@@ -85,7 +93,6 @@ impl NetIndex {
         }
         out.sort_unstable();
         out.dedup();
-        out
     }
 }
 

@@ -5,7 +5,7 @@
 //! with the members they should hold.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use rayon::prelude::*;
 
@@ -377,29 +377,84 @@ fn active_policies(
 struct PolicyNames {
     by_name: HashMap<String, (usize, Direction)>,
     by_comment: HashMap<String, (usize, Direction)>,
+    /// Each policy's expected chain names per direction (ingress, egress), computed on first
+    /// use and shared by every node where the policy is active.
+    chains: Vec<[OnceLock<ExpectedChains>; 2]>,
+}
+
+/// The chain names a policy's chain may have in one direction.
+struct ExpectedChains {
+    /// The assumed version's names first, then any version's, each once.
+    candidates: Vec<String>,
+    /// The name to report when no candidate is in the dump.
+    primary: String,
+}
+
+impl ExpectedChains {
+    fn new(p: &crate::model::Policy, dir: Direction, version: names::CalicoVersion) -> Self {
+        let exact = names::policy_chain_candidates_for_direction(&p.policy_ref, dir, Some(version));
+        let any = names::policy_chain_candidates_for_direction(&p.policy_ref, dir, None);
+        let mut candidates: Vec<String> = exact.iter().map(|c| c.chain.clone()).collect();
+        for c in &any {
+            if !candidates.contains(&c.chain) {
+                candidates.push(c.chain.clone());
+            }
+        }
+        let primary = exact
+            .iter()
+            .find(|c| c.primary && !c.nft)
+            .or(exact.first())
+            .map(|c| c.chain.clone())
+            .unwrap_or_default();
+        ExpectedChains {
+            candidates,
+            primary,
+        }
+    }
 }
 
 impl PolicyNames {
     fn new(m: &Model<'_>) -> PolicyNames {
         let mut by_name: HashMap<String, (usize, Direction)> = HashMap::new();
         let mut by_comment: HashMap<String, (usize, Direction)> = HashMap::new();
-        for (i, p) in m.policies.iter().enumerate() {
-            if p.staged {
-                continue;
-            }
-            for c in names::policy_chain_candidates(&p.policy_ref, None) {
-                by_name.entry(c.chain.clone()).or_insert((i, c.direction));
-                if let Some(comment) = &c.comment {
-                    by_comment
-                        .entry(comment.clone())
-                        .or_insert((i, c.direction));
+        // Hashing every candidate is the costly part: on the pool, then merged in policy order.
+        let candidates: Vec<Vec<names::ChainCandidate>> = m
+            .policies
+            .par_iter()
+            .map(|p| {
+                if p.staged {
+                    Vec::new()
+                } else {
+                    names::policy_chain_candidates(&p.policy_ref, None)
                 }
+            })
+            .collect();
+        for (i, list) in candidates.into_iter().enumerate() {
+            for c in list {
+                if let Some(comment) = c.comment {
+                    by_comment.entry(comment).or_insert((i, c.direction));
+                }
+                by_name.entry(c.chain).or_insert((i, c.direction));
             }
         }
         PolicyNames {
             by_name,
             by_comment,
+            chains: m
+                .policies
+                .iter()
+                .map(|_| [OnceLock::new(), OnceLock::new()])
+                .collect(),
         }
+    }
+
+    fn expected(&self, m: &Model<'_>, pi: usize, dir: Direction) -> &ExpectedChains {
+        let i = match dir {
+            Direction::Ingress => 0,
+            Direction::Egress => 1,
+        };
+        self.chains[pi][i]
+            .get_or_init(|| ExpectedChains::new(&m.policies[pi], dir, m.calico_version()))
     }
 }
 
@@ -533,7 +588,6 @@ fn node<'b>(
 /// Name every `cali-pi-`/`cali-po-`/profile/endpoint/group chain of the dump, and find each
 /// active policy's chains.
 fn map_chains(m: &Model<'_>, node: &mut NodeModel<'_>, policy_names: &PolicyNames) {
-    let version = m.calico_version();
     let by_name = &policy_names.by_name;
     let by_comment = &policy_names.by_comment;
     let Some(dump) = node.iptables else { return };
@@ -614,6 +668,16 @@ fn map_chains(m: &Model<'_>, node: &mut NodeModel<'_>, policy_names: &PolicyName
             }
         }
     }
+    // Policy and direction → the chain whose role names it (the first in the dump, when a
+    // damaged dump has several), instead of a scan of every role per policy.
+    let mut by_policy: HashMap<(usize, Direction), &str> = HashMap::new();
+    for chain in dump.data.tables.iter().flat_map(|t| &t.chains) {
+        if let Some(ChainRole::Policy { policy, direction }) = roles.get(chain.name.as_str()) {
+            by_policy
+                .entry((*policy, *direction))
+                .or_insert(chain.name.as_str());
+        }
+    }
     // Each active policy's chains: the assumed version's names first, then any version's.
     let mut policy_chains = Vec::new();
     for &pi in &node.active_policies {
@@ -622,24 +686,12 @@ fn map_chains(m: &Model<'_>, node: &mut NodeModel<'_>, policy_names: &PolicyName
             if !p.types.governs(dir) {
                 continue;
             }
-            let exact =
-                names::policy_chain_candidates_for_direction(&p.policy_ref, dir, Some(version));
-            let any = names::policy_chain_candidates_for_direction(&p.policy_ref, dir, None);
-            let mut candidates: Vec<String> = exact.iter().map(|c| c.chain.clone()).collect();
-            for c in &any {
-                if !candidates.contains(&c.chain) {
-                    candidates.push(c.chain.clone());
-                }
-            }
+            let expected = policy_names.expected(m, pi, dir);
             // A chain whose comment names this policy wins over a recomputed name.
-            let by_role = roles.iter().find_map(|(name, r)| match r {
-                ChainRole::Policy { policy, direction } if *policy == pi && *direction == dir => {
-                    Some(name.clone())
-                }
-                _ => None,
-            });
+            let by_role = by_policy.get(&(pi, dir)).map(|&n| n.to_string());
             let found = by_role.or_else(|| {
-                candidates
+                expected
+                    .candidates
                     .iter()
                     .find(|c| dump.data.tables.iter().any(|t| t.chain(c).is_some()))
                     .cloned()
@@ -653,15 +705,8 @@ fn map_chains(m: &Model<'_>, node: &mut NodeModel<'_>, policy_names: &PolicyName
                 policy: pi,
                 direction: dir,
                 found: found.is_some(),
-                chain: found.unwrap_or_else(|| {
-                    exact
-                        .iter()
-                        .find(|c| c.primary && !c.nft)
-                        .or(exact.first())
-                        .map(|c| c.chain.clone())
-                        .unwrap_or_default()
-                }),
-                candidates,
+                chain: found.unwrap_or_else(|| expected.primary.clone()),
+                candidates: expected.candidates.clone(),
                 line,
             });
         }

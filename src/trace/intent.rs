@@ -26,11 +26,14 @@
 
 use std::cell::Cell;
 use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::OnceLock;
 
 use serde::Serialize;
 
 use super::flow::{
-    Flow, FlowEnd, PROTO_ICMP, PROTO_ICMPV6, has_ports, protocol_name, protocol_number,
+    Flow, FlowEnd, PROTO_ICMP, PROTO_ICMPV6, PROTO_SCTP, PROTO_TCP, PROTO_UDP, PROTO_UDPLITE,
+    has_ports, protocol_name, protocol_number,
 };
 use crate::calico::labels::{NAMESPACE_PROFILE_PREFIX, SERVICE_ACCOUNT_PROFILE_PREFIX};
 use crate::calico::names::{Direction, PolicyKind};
@@ -38,6 +41,7 @@ use crate::calico::order::{self, SortablePolicy, SortableTier, TierDefaultAction
 use crate::model::endpoints::parse_net;
 use crate::model::{Loc, Model, Policy, PolicyRule, RuleSide};
 use crate::parse::resources::{self, Port};
+use ipnet::IpNet;
 
 /// The tier name flow logs give profiles.
 pub const PROFILE_TIER: &str = "__PROFILE__";
@@ -292,15 +296,11 @@ impl IntentVerdict {
 
 /// Evaluate both directions of a flow.
 pub fn evaluate(model: &Model<'_>, flow: &Flow) -> IntentVerdict {
-    evaluate_cached(model, flow, &mut PlanCache::default())
+    evaluate_cached(model, flow, &PlanCache::default())
 }
 
 /// [`evaluate`], reusing the plans of endpoints met before.
-pub fn evaluate_cached<'b>(
-    model: &Model<'b>,
-    flow: &Flow,
-    cache: &mut PlanCache<'b>,
-) -> IntentVerdict {
+pub fn evaluate_cached<'b>(model: &Model<'b>, flow: &Flow, cache: &PlanCache<'b>) -> IntentVerdict {
     let egress = direction_cached(model, flow, Direction::Egress, cache);
     let ingress = direction_cached(model, flow, Direction::Ingress, cache);
     let verdict = match (egress.verdict, ingress.verdict) {
@@ -317,14 +317,14 @@ pub fn evaluate_cached<'b>(
 
 /// Evaluate one direction: egress at the source endpoint, ingress at the destination one.
 pub fn evaluate_direction(model: &Model<'_>, flow: &Flow, dir: Direction) -> DirectionResult {
-    direction_cached(model, flow, dir, &mut PlanCache::default())
+    direction_cached(model, flow, dir, &PlanCache::default())
 }
 
 fn direction_cached<'b>(
     model: &Model<'b>,
     flow: &Flow,
     dir: Direction,
-    cache: &mut PlanCache<'b>,
+    cache: &PlanCache<'b>,
 ) -> DirectionResult {
     let end = match dir {
         Direction::Egress => &flow.src,
@@ -347,19 +347,10 @@ fn direction_cached<'b>(
             )],
         };
     };
-    let plan = cache.plans.entry((ei, dir)).or_insert_with(|| {
-        let profiles = cache.profiles.get_or_insert_with(|| {
-            let mut by_name = HashMap::new();
-            for (i, p) in model.resources.profiles.iter().enumerate() {
-                // The first of duplicate names wins, as a scan would find it.
-                by_name.entry(p.item.meta.name.as_str()).or_insert(i);
-            }
-            by_name
-        });
-        Plan::new(model, dir, ei, profiles)
-    });
+    let plan = cache.plan(model, ei, dir);
     let ev = Eval {
         model,
+        cache,
         flow,
         dir,
         ep: ei,
@@ -444,8 +435,8 @@ struct TierPlan {
 }
 
 enum ProfileRules<'b> {
-    /// Rules from the bundle's Profile object, converted, with the raw rule.
-    Rules(Vec<(PolicyRule, &'b resources::Rule)>),
+    /// Rules from the bundle's Profile object, converted, with the raw rule and compiled.
+    Rules(Vec<(PolicyRule, &'b resources::Rule, Compiled)>),
     /// A profile Calico generates to allow everything (`kns.*`, the default-allow profile).
     AllowAll(&'static str),
     /// Known to carry no rules (`ksa.*` profiles carry labels only).
@@ -487,17 +478,143 @@ pub struct Plan<'b> {
     notes: Vec<String>,
 }
 
-/// Plans computed so far, by endpoint and direction: evaluating many flows between the same
-/// endpoints (a conntrack table) orders their policies once.
+/// What evaluations against one model share, each part computed once on first use: the plan
+/// of each endpoint and direction (evaluating many flows between the same endpoints, as for a
+/// conntrack table, orders their policies once), each policy's source resource, and each
+/// policy's rules compiled for [`decide_direction`]. It may be shared by threads.
 #[derive(Default)]
 pub struct PlanCache<'b> {
-    plans: HashMap<(usize, Direction), Plan<'b>>,
-    /// Profile resources by name (index into `Resources::profiles`), built on first use.
-    profiles: Option<HashMap<&'b str, usize>>,
+    /// By [`slot`] of endpoint and direction.
+    plans: OnceLock<Vec<OnceLock<Plan<'b>>>>,
+    /// Profile resources by name (index into `Resources::profiles`).
+    profiles: OnceLock<HashMap<&'b str, usize>>,
+    /// The Calico resource each policy came from, by policy index.
+    raw: OnceLock<Vec<Option<&'b resources::CalicoPolicy>>>,
+    /// By [`slot`] of policy and direction.
+    compiled: OnceLock<Vec<OnceLock<CompiledRules>>>,
+    tiers: OnceLock<Vec<SortableTier>>,
+    /// Staged policies, ascending.
+    staged: OnceLock<Vec<usize>>,
+}
+
+/// A policy's rules in one direction: index into `Policy::rules`, compiled.
+type CompiledRules = Vec<(usize, Compiled)>;
+
+/// Index of an (item, direction) pair in the cache's per-direction tables.
+fn slot(i: usize, dir: Direction) -> usize {
+    i * 2
+        + match dir {
+            Direction::Ingress => 0,
+            Direction::Egress => 1,
+        }
+}
+
+fn table<T>(n: usize) -> Vec<OnceLock<T>> {
+    (0..n).map(|_| OnceLock::new()).collect()
+}
+
+impl<'b> PlanCache<'b> {
+    fn plan(&self, model: &Model<'b>, ep: usize, dir: Direction) -> &Plan<'b> {
+        let plans = self.plans.get_or_init(|| table(model.endpoints.len() * 2));
+        plans[slot(ep, dir)].get_or_init(|| Plan::new(model, dir, ep, self))
+    }
+
+    fn profiles(&self, model: &Model<'b>) -> &HashMap<&'b str, usize> {
+        self.profiles.get_or_init(|| {
+            let mut by_name = HashMap::new();
+            for (i, p) in model.resources.profiles.iter().enumerate() {
+                // The first of duplicate names wins, as a scan would find it.
+                by_name.entry(p.item.meta.name.as_str()).or_insert(i);
+            }
+            by_name
+        })
+    }
+
+    /// The Calico policy a model policy came from, for the fields the model does not carry
+    /// (notProtocol, icmp, http, serviceAccounts).
+    fn raw_policy(&self, model: &Model<'b>, pi: usize) -> Option<&'b resources::CalicoPolicy> {
+        let raw = self.raw.get_or_init(|| {
+            let r = &model.resources;
+            let index = |list: &[crate::model::Sourced<'b, resources::CalicoPolicy>]| {
+                let mut by_loc: HashMap<(&'b str, usize), &'b resources::CalicoPolicy> =
+                    HashMap::new();
+                for s in list {
+                    // The first at a location wins, as a scan would find it.
+                    by_loc.entry((s.path, s.item.meta.line)).or_insert(s.item);
+                }
+                by_loc
+            };
+            let lists = [
+                index(&r.network_policies),
+                index(&r.global_network_policies),
+                index(&r.staged_network_policies),
+                index(&r.staged_global_network_policies),
+            ];
+            model
+                .policies
+                .iter()
+                .map(|p| {
+                    let list = match p.kind() {
+                        PolicyKind::NetworkPolicy => &lists[0],
+                        PolicyKind::GlobalNetworkPolicy => &lists[1],
+                        PolicyKind::StagedNetworkPolicy => &lists[2],
+                        PolicyKind::StagedGlobalNetworkPolicy => &lists[3],
+                        _ => return None,
+                    };
+                    list.get(&(p.loc.path.as_str(), p.loc.line)).copied()
+                })
+                .collect()
+        });
+        raw.get(pi).copied().flatten()
+    }
+
+    /// The Calico rule a model rule came from.
+    fn raw_rule(
+        &self,
+        model: &Model<'b>,
+        pi: usize,
+        rule: &PolicyRule,
+    ) -> Option<&'b resources::Rule> {
+        let item = self.raw_policy(model, pi)?;
+        let rules = match rule.direction {
+            Direction::Ingress => &item.spec.ingress,
+            Direction::Egress => &item.spec.egress,
+        };
+        rules.get(rule.index)
+    }
+
+    /// A policy's rules in one direction, in order: index into `Policy::rules`, compiled.
+    fn compiled(&self, model: &Model<'b>, pi: usize, dir: Direction) -> &[(usize, Compiled)] {
+        let all = self
+            .compiled
+            .get_or_init(|| table(model.policies.len() * 2));
+        all[slot(pi, dir)].get_or_init(|| {
+            model.policies[pi]
+                .rules
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| r.direction == dir)
+                .map(|(i, r)| (i, Compiled::new(r, self.raw_rule(model, pi, r))))
+                .collect()
+        })
+    }
+
+    fn tiers(&self, model: &Model<'b>) -> &[SortableTier] {
+        self.tiers.get_or_init(|| model.sortable_tiers())
+    }
+
+    fn staged(&self, model: &Model<'b>) -> &[usize] {
+        self.staged.get_or_init(|| {
+            (0..model.policies.len())
+                .filter(|&i| model.policies[i].staged)
+                .collect()
+        })
+    }
 }
 
 struct Eval<'a, 'b> {
     model: &'a Model<'b>,
+    cache: &'a PlanCache<'b>,
     flow: &'a Flow,
     dir: Direction,
     ep: usize,
@@ -506,17 +623,22 @@ struct Eval<'a, 'b> {
 }
 
 impl<'b> Plan<'b> {
-    fn new(
-        model: &Model<'b>,
-        dir: Direction,
-        ep: usize,
-        profiles: &HashMap<&'b str, usize>,
-    ) -> Self {
+    fn new(model: &Model<'b>, dir: Direction, ep: usize, cache: &PlanCache<'b>) -> Self {
         let endpoint = &model.endpoints[ep];
         let mut notes = Vec::new();
         let mut staged = Vec::new();
         let mut applying = Vec::new();
-        for (pi, p) in model.policies.iter().enumerate() {
+        // Only policies that select the endpoint, and staged ones, can say anything here;
+        // both lists are ascending, so the merge keeps the order of a scan of every policy.
+        let mut candidates: Vec<usize> = model.endpoint_policies[ep]
+            .iter()
+            .chain(cache.staged(model))
+            .copied()
+            .collect();
+        candidates.sort_unstable();
+        candidates.dedup();
+        for pi in candidates {
+            let p = &model.policies[pi];
             if !p.types.governs(dir) {
                 continue;
             }
@@ -564,8 +686,7 @@ impl<'b> Plan<'b> {
                 SortablePolicy::new(p.key.clone(), p.order, p.types, &p.selector_raw)
             })
             .collect();
-        let ordered =
-            order::order_policies(&model.sortable_tiers(), &sortable, model.calico_version());
+        let ordered = order::order_policies(cache.tiers(model), &sortable, model.calico_version());
         let mut tiers = Vec::new();
         for t in ordered {
             let policies: Vec<usize> = t
@@ -602,7 +723,7 @@ impl<'b> Plan<'b> {
         let profiles = endpoint
             .profiles
             .iter()
-            .map(|name| profile_plan(model, profiles, name, dir))
+            .map(|name| profile_plan(model, cache.profiles(model), name, dir))
             .collect();
         Plan {
             tiers,
@@ -644,7 +765,8 @@ impl<'a, 'b> Eval<'a, 'b> {
         let Some(&pi) = plan.policies.get(p) else {
             // Every policy of the tier fell through: its default action applies.
             let last = plan.policies.last().map(|&pi| &self.model.policies[pi]);
-            acc.steps.push(self.end_of_tier_hit(plan, last));
+            acc.steps
+                .push(Self::end_of_tier_hit(self.model, plan, last));
             return match plan.tier.default_action {
                 TierDefaultAction::Deny => {
                     acc.verdict = Verdict::Deny;
@@ -663,10 +785,10 @@ impl<'a, 'b> Eval<'a, 'b> {
             ));
             return Next::Go(Pos::Tier { t, p: p + 1, r: 0 }, acc);
         };
-        let tri = self.match_rule(rule, raw_rule(self.model, policy, rule));
+        let tri = self.match_rule(rule, self.cache.raw_rule(self.model, pi, rule));
         acc.checked
             .push(check(&plan.tier.name, &policy.display, rule, &tri));
-        let hit = self.policy_hit(plan, policy, rule);
+        let hit = Self::policy_hit(plan, policy, rule);
         let next = Pos::Tier { t, p, r: r + 1 };
         self.decide(tri, &rule.action, hit, next, next_tier, false, acc)
     }
@@ -675,66 +797,26 @@ impl<'a, 'b> Eval<'a, 'b> {
     fn profile_step(&self, k: usize, r: usize, mut acc: Acc) -> Next {
         let next_profile = Pos::Profile { k: k + 1, r: 0 };
         let Some(prof) = self.plan.profiles.get(k) else {
-            let note = if self.plan.profiles.is_empty() {
-                format!(
-                    "{} has no profiles and no policy decided: Felix drops",
-                    self.model.endpoints[self.ep].key
-                )
-            } else {
-                "no profile matched".to_string()
-            };
-            acc.steps.push(PolicyHit {
-                index: 0,
-                tier: PROFILE_TIER.to_string(),
-                policy: NO_MATCH.to_string(),
-                flow_log_name: format!("{PROFILE_TIER}.{NO_MATCH}"),
-                action: HitAction::NoProfileDeny,
-                rule: None,
-                rule_line: None,
-                path: None,
-                line: None,
-                note: Some(note),
-            });
+            acc.steps
+                .push(Self::no_profile_hit(self.model, self.plan, self.ep));
             acc.verdict = Verdict::Deny;
             return Next::Done(acc);
         };
-        let base = PolicyHit {
-            index: 0,
-            tier: PROFILE_TIER.to_string(),
-            policy: prof.name.clone(),
-            flow_log_name: format!("{PROFILE_TIER}.{}", prof.name),
-            action: HitAction::Unknown,
-            rule: None,
-            rule_line: None,
-            path: prof.loc.as_ref().map(|l| l.path.clone()),
-            line: prof.loc.as_ref().map(|l| l.line),
-            note: None,
-        };
+        let base = profile_base(prof);
         match &prof.rules {
             ProfileRules::AllowAll(why) => {
-                acc.steps.push(PolicyHit {
-                    action: HitAction::ProfileAllow,
-                    rule: Some(0),
-                    note: Some(why.to_string()),
-                    ..base
-                });
+                acc.steps.push(allow_all_hit(why, base));
                 acc.verdict = Verdict::Allow;
                 Next::Done(acc)
             }
             ProfileRules::Missing => {
-                acc.steps.push(PolicyHit {
-                    note: Some(format!(
-                        "profile {} is not in the bundle: its rules are unknown",
-                        prof.name
-                    )),
-                    ..base
-                });
+                acc.steps.push(missing_profile_hit(prof, base));
                 acc.verdict = Verdict::Unknown;
                 Next::Done(acc)
             }
             ProfileRules::NoRules => Next::Go(next_profile, acc),
             ProfileRules::Rules(list) => {
-                let Some((rule, raw)) = list.get(r) else {
+                let Some((rule, raw, _)) = list.get(r) else {
                     return Next::Go(next_profile, acc);
                 };
                 let tri = self.match_rule(rule, Some(raw));
@@ -772,11 +854,7 @@ impl<'a, 'b> Eval<'a, 'b> {
                     // A Log rule changes nothing either way.
                     return Next::Go(next, acc);
                 }
-                let what = format!(
-                    "{}{}: {reason}",
-                    hit.policy,
-                    hit.rule.map(|r| format!(" rule {r}")).unwrap_or_default()
-                );
+                let what = unknown_rule_note(&hit, &reason);
                 let left = self.budget.get();
                 if left > 0 {
                     self.budget.set(left - 1);
@@ -811,7 +889,31 @@ impl<'a, 'b> Eval<'a, 'b> {
         }
     }
 
-    fn policy_hit(&self, plan: &TierPlan, policy: &Policy, rule: &PolicyRule) -> PolicyHit {
+    /// No profile allowed the flow (or the endpoint has none): Felix drops.
+    fn no_profile_hit(model: &Model<'_>, plan: &Plan<'_>, ep: usize) -> PolicyHit {
+        let note = if plan.profiles.is_empty() {
+            format!(
+                "{} has no profiles and no policy decided: Felix drops",
+                model.endpoints[ep].key
+            )
+        } else {
+            "no profile matched".to_string()
+        };
+        PolicyHit {
+            index: 0,
+            tier: PROFILE_TIER.to_string(),
+            policy: NO_MATCH.to_string(),
+            flow_log_name: format!("{PROFILE_TIER}.{NO_MATCH}"),
+            action: HitAction::NoProfileDeny,
+            rule: None,
+            rule_line: None,
+            path: None,
+            line: None,
+            note: Some(note),
+        }
+    }
+
+    fn policy_hit(plan: &TierPlan, policy: &Policy, rule: &PolicyRule) -> PolicyHit {
         PolicyHit {
             index: 0,
             tier: plan.tier.name.clone(),
@@ -827,7 +929,7 @@ impl<'a, 'b> Eval<'a, 'b> {
     }
 
     /// Felix reports an end-of-tier action against the tier's last policy, rule index -1.
-    fn end_of_tier_hit(&self, plan: &TierPlan, last: Option<&Policy>) -> PolicyHit {
+    fn end_of_tier_hit(model: &Model<'_>, plan: &TierPlan, last: Option<&Policy>) -> PolicyHit {
         let (action, word) = match plan.tier.default_action {
             TierDefaultAction::Deny => (HitAction::EotDeny, "Deny"),
             TierDefaultAction::Pass => (HitAction::EotPass, "Pass"),
@@ -835,7 +937,7 @@ impl<'a, 'b> Eval<'a, 'b> {
         let names: Vec<&str> = plan
             .policies
             .iter()
-            .map(|&pi| self.model.policies[pi].display.as_str())
+            .map(|&pi| model.policies[pi].display.as_str())
             .collect();
         let loc = plan.loc.clone().or_else(|| last.map(|p| p.loc.clone()));
         PolicyHit {
@@ -1057,13 +1159,673 @@ impl<'a, 'b> Eval<'a, 'b> {
 
     /// Whether the `ksa.` profile labels (`pcsa.*`) of the endpoint at this end are known.
     fn sa_labels_known(&self, end: &FlowEnd) -> bool {
-        let Some(i) = end.endpoint else { return true };
-        self.model.endpoints[i]
-            .labels
-            .parents
-            .iter()
-            .find(|p| p.id.starts_with(SERVICE_ACCOUNT_PROFILE_PREFIX))
-            .is_none_or(|p| !p.labels.is_empty())
+        sa_labels_known(self.model, end.endpoint)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Verdict only
+// ---------------------------------------------------------------------------------------------
+
+/// One end of a flow as [`decide_direction`] reads it: no labels or names, only what rules
+/// match on.
+#[derive(Debug, Clone, Copy)]
+pub struct QuickEnd<'a> {
+    /// Index into `Model::endpoints` when the IP belongs to a Calico endpoint.
+    pub endpoint: Option<usize>,
+    pub ip: IpAddr,
+    /// Network sets whose nets hold the IP, as [`FlowEnd::net_sets`].
+    pub net_sets: &'a [usize],
+}
+
+/// A flow as [`decide_direction`] reads it.
+#[derive(Debug, Clone, Copy)]
+pub struct QuickFlow<'a> {
+    pub src: QuickEnd<'a>,
+    pub dst: QuickEnd<'a>,
+    pub protocol: u8,
+    pub dport: Option<u16>,
+}
+
+impl<'a> QuickFlow<'a> {
+    pub fn of(flow: &'a Flow) -> QuickFlow<'a> {
+        let end = |e: &'a FlowEnd| QuickEnd {
+            endpoint: e.endpoint,
+            ip: e.ip,
+            net_sets: &e.net_sets,
+        };
+        QuickFlow {
+            src: end(&flow.src),
+            dst: end(&flow.dst),
+            protocol: flow.protocol,
+            dport: flow.dport,
+        }
+    }
+}
+
+/// Where in an endpoint's plan a direction was decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StepRef {
+    /// Rule `rule` (counted among the policy's rules of the direction) of the `policy`-th
+    /// policy of the plan's `tier`-th tier.
+    PolicyRule {
+        tier: usize,
+        policy: usize,
+        rule: usize,
+    },
+    /// No policy of the plan's `tier`-th tier decided.
+    EndOfTier { tier: usize },
+    /// Rule `rule` of the endpoint's `profile`-th profile.
+    ProfileRule { profile: usize, rule: usize },
+    /// A profile that decides as a whole (an allow-all profile, or one not in the bundle).
+    Profile { profile: usize },
+    /// No profile decided.
+    NoProfile,
+}
+
+/// The deciding step of a direction, by position: [`PlanCache::deciding_hit`] turns it into
+/// the [`PolicyHit`] the explaining evaluation reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decided {
+    pub step: StepRef,
+    pub action: HitAction,
+    /// As [`PolicyHit::index`].
+    pub index: usize,
+    /// For an Unknown step at a rule: its match could not be decided offline (rather than its
+    /// action being one Calico does not know).
+    pub undecidable: bool,
+}
+
+/// The verdict of one direction without its explanation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    pub direction: Direction,
+    /// The endpoint policed; `None` when this end is not a Calico endpoint (Allow).
+    pub endpoint: Option<usize>,
+    pub verdict: Verdict,
+    pub deciding: Option<Decided>,
+}
+
+/// The verdict and deciding step of [`evaluate_direction`], computed without building any
+/// explanation: no strings, no allocation per flow once the endpoint's plan and its policies'
+/// compiled rules are cached. For evaluating many flows; explain the few that matter with
+/// [`PlanCache::deciding_hit`] or [`evaluate_cached`].
+pub fn decide_direction<'b>(
+    model: &Model<'b>,
+    flow: &QuickFlow<'_>,
+    dir: Direction,
+    cache: &PlanCache<'b>,
+) -> Decision {
+    let end = match dir {
+        Direction::Egress => &flow.src,
+        Direction::Ingress => &flow.dst,
+    };
+    let Some(ep) = end.endpoint else {
+        return Decision {
+            direction: dir,
+            endpoint: None,
+            verdict: Verdict::Allow,
+            deciding: None,
+        };
+    };
+    let q = Quick {
+        model,
+        cache,
+        flow,
+        plan: cache.plan(model, ep, dir),
+        dir,
+        budget: Cell::new(BRANCH_BUDGET),
+    };
+    let (verdict, decided) = q.run(Pos::Tier { t: 0, p: 0, r: 0 }, 0);
+    Decision {
+        direction: dir,
+        endpoint: Some(ep),
+        verdict,
+        deciding: Some(decided),
+    }
+}
+
+/// A rule's action, parsed once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ActKind {
+    Allow,
+    Deny,
+    Pass,
+    Log,
+    Other,
+}
+
+/// What matching a rule needs beyond the model's rule, parsed once: protocol numbers, nets,
+/// and the raw rule's fields the model does not carry.
+#[derive(Debug, Clone)]
+struct Compiled {
+    act: ActKind,
+    /// `ipVersion`: whether the rule wants IPv6.
+    v6: Option<bool>,
+    /// `protocol`: `Some(None)` for a protocol Calico does not know.
+    protocol: Option<Option<u8>>,
+    not_protocol: Option<Option<u8>>,
+    /// An `icmp` or `notICMP` match.
+    icmp: bool,
+    http: bool,
+    /// Source, then destination.
+    sides: [CompiledSide; 2],
+}
+
+#[derive(Debug, Clone, Default)]
+struct CompiledSide {
+    /// A `serviceAccounts` match.
+    service_accounts: bool,
+    /// `nets` and `notNets` that parse (the others never match).
+    nets: Vec<IpNet>,
+    not_nets: Vec<IpNet>,
+}
+
+impl Compiled {
+    fn new(rule: &PolicyRule, raw: Option<&resources::Rule>) -> Compiled {
+        let act = match act(&rule.action) {
+            Act::Allow => ActKind::Allow,
+            Act::Deny => ActKind::Deny,
+            Act::Pass => ActKind::Pass,
+            Act::Log => ActKind::Log,
+            Act::Other(_) => ActKind::Other,
+        };
+        let side = |s: &RuleSide, er: Option<&resources::EntityRule>| CompiledSide {
+            service_accounts: er.is_some_and(|r| r.service_accounts.is_some()),
+            nets: s.nets.iter().filter_map(|n| parse_net(n)).collect(),
+            not_nets: s.not_nets.iter().filter_map(|n| parse_net(n)).collect(),
+        };
+        Compiled {
+            act,
+            v6: rule.ip_version.map(|v| v == 6),
+            protocol: rule.protocol.as_deref().map(protocol_number),
+            not_protocol: raw
+                .and_then(|r| r.not_protocol.as_ref())
+                .map(|np| protocol_number(&np.to_string())),
+            icmp: raw.is_some_and(|r| r.icmp.is_some() || r.not_icmp.is_some()),
+            http: raw.is_some_and(|r| r.http.is_some()),
+            sides: [
+                side(&rule.src, raw.map(|r| &r.source)),
+                side(&rule.dst, raw.map(|r| &r.destination)),
+            ],
+        }
+    }
+}
+
+/// Kleene truth without reasons.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum K {
+    Yes,
+    No,
+    Unknown,
+}
+
+/// [`Eval`] without the explanation: the same walk, the same budget, the same order.
+struct Quick<'a, 'b> {
+    model: &'a Model<'b>,
+    cache: &'a PlanCache<'b>,
+    flow: &'a QuickFlow<'a>,
+    plan: &'a Plan<'b>,
+    dir: Direction,
+    budget: Cell<usize>,
+}
+
+/// Where to go on, and how many flow-log steps were taken so far; or the verdict and the step
+/// that decided it.
+enum QNext {
+    Go(Pos, usize),
+    Done(Verdict, Decided),
+}
+
+impl Quick<'_, '_> {
+    fn run(&self, mut pos: Pos, mut n: usize) -> (Verdict, Decided) {
+        loop {
+            let next = match pos {
+                Pos::Tier { t, p, r } => self.tier_step(t, p, r, n),
+                Pos::Profile { k, r } => self.profile_step(k, r, n),
+            };
+            match next {
+                QNext::Go(p, m) => {
+                    pos = p;
+                    n = m;
+                }
+                QNext::Done(v, d) => return (v, d),
+            }
+        }
+    }
+
+    fn tier_step(&self, t: usize, p: usize, r: usize, n: usize) -> QNext {
+        let next_tier = Pos::Tier {
+            t: t + 1,
+            p: 0,
+            r: 0,
+        };
+        let Some(plan) = self.plan.tiers.get(t) else {
+            return QNext::Go(Pos::Profile { k: 0, r: 0 }, n);
+        };
+        let Some(&pi) = plan.policies.get(p) else {
+            return match plan.tier.default_action {
+                TierDefaultAction::Deny => QNext::Done(
+                    Verdict::Deny,
+                    Decided {
+                        step: StepRef::EndOfTier { tier: t },
+                        action: HitAction::EotDeny,
+                        index: n,
+                        undecidable: false,
+                    },
+                ),
+                // An end-of-tier pass is a flow-log step.
+                TierDefaultAction::Pass => QNext::Go(next_tier, n + 1),
+            };
+        };
+        let Some((ri, c)) = self.cache.compiled(self.model, pi, self.dir).get(r) else {
+            return QNext::Go(Pos::Tier { t, p: p + 1, r: 0 }, n);
+        };
+        let rule = &self.model.policies[pi].rules[*ri];
+        let step = StepRef::PolicyRule {
+            tier: t,
+            policy: p,
+            rule: r,
+        };
+        let next = Pos::Tier { t, p, r: r + 1 };
+        self.decide(
+            self.match_rule(rule, c),
+            c.act,
+            step,
+            next,
+            next_tier,
+            false,
+            n,
+        )
+    }
+
+    fn profile_step(&self, k: usize, r: usize, n: usize) -> QNext {
+        let next_profile = Pos::Profile { k: k + 1, r: 0 };
+        let decided = |step, action| Decided {
+            step,
+            action,
+            index: n,
+            undecidable: false,
+        };
+        let Some(prof) = self.plan.profiles.get(k) else {
+            return QNext::Done(
+                Verdict::Deny,
+                decided(StepRef::NoProfile, HitAction::NoProfileDeny),
+            );
+        };
+        match &prof.rules {
+            ProfileRules::AllowAll(_) => QNext::Done(
+                Verdict::Allow,
+                decided(StepRef::Profile { profile: k }, HitAction::ProfileAllow),
+            ),
+            ProfileRules::Missing => QNext::Done(
+                Verdict::Unknown,
+                decided(StepRef::Profile { profile: k }, HitAction::Unknown),
+            ),
+            ProfileRules::NoRules => QNext::Go(next_profile, n),
+            ProfileRules::Rules(list) => {
+                let Some((rule, _, c)) = list.get(r) else {
+                    return QNext::Go(next_profile, n);
+                };
+                let step = StepRef::ProfileRule {
+                    profile: k,
+                    rule: r,
+                };
+                let next = Pos::Profile { k, r: r + 1 };
+                self.decide(
+                    self.match_rule(rule, c),
+                    c.act,
+                    step,
+                    next,
+                    next_profile,
+                    true,
+                    n,
+                )
+            }
+        }
+    }
+
+    /// As [`Eval::decide`].
+    #[allow(clippy::too_many_arguments)]
+    fn decide(
+        &self,
+        k: K,
+        act: ActKind,
+        step: StepRef,
+        next: Pos,
+        pass_to: Pos,
+        profile: bool,
+        n: usize,
+    ) -> QNext {
+        match k {
+            K::No => QNext::Go(next, n),
+            K::Yes => quick_apply(act, step, next, pass_to, profile, n),
+            K::Unknown => {
+                if act == ActKind::Log {
+                    return QNext::Go(next, n);
+                }
+                let left = self.budget.get();
+                if left > 0 {
+                    self.budget.set(left - 1);
+                    let matched = match quick_apply(act, step, next, pass_to, profile, n) {
+                        QNext::Go(p, m) => self.run(p, m),
+                        QNext::Done(v, d) => (v, d),
+                    };
+                    let unmatched = self.run(next, n);
+                    if matched.0 == unmatched.0 && matched.0 != Verdict::Unknown {
+                        return QNext::Done(unmatched.0, unmatched.1);
+                    }
+                }
+                QNext::Done(
+                    Verdict::Unknown,
+                    Decided {
+                        step,
+                        action: HitAction::Unknown,
+                        index: n,
+                        undecidable: true,
+                    },
+                )
+            }
+        }
+    }
+
+    /// As [`Eval::match_rule`], without reasons.
+    fn match_rule(&self, rule: &PolicyRule, c: &Compiled) -> K {
+        let flow = self.flow;
+        let mut unknown = false;
+        if c.v6.is_some_and(|want6| want6 != flow.dst.ip.is_ipv6()) {
+            return K::No;
+        }
+        match c.protocol {
+            Some(Some(n)) if n != flow.protocol => return K::No,
+            Some(None) => unknown = true,
+            _ => {}
+        }
+        match c.not_protocol {
+            Some(Some(n)) if n == flow.protocol => return K::No,
+            Some(None) => unknown = true,
+            _ => {}
+        }
+        if c.icmp {
+            if matches!(flow.protocol, PROTO_ICMP | PROTO_ICMPV6) {
+                unknown = true;
+            } else {
+                return K::No;
+            }
+        }
+        unknown |= c.http;
+        for (side, cs, end, is_dst) in [
+            (&rule.src, &c.sides[0], &flow.src, false),
+            (&rule.dst, &c.sides[1], &flow.dst, true),
+        ] {
+            match self.match_side(side, cs, end, is_dst) {
+                K::No => return K::No,
+                K::Unknown => unknown = true,
+                K::Yes => {}
+            }
+        }
+        if unknown { K::Unknown } else { K::Yes }
+    }
+
+    /// As [`Eval::match_side`], without reasons.
+    fn match_side(&self, side: &RuleSide, c: &CompiledSide, end: &QuickEnd<'_>, is_dst: bool) -> K {
+        let flow = self.flow;
+        let mut unknown = false;
+        if side.positive_raw.is_some() {
+            match &side.positive {
+                None => unknown = true,
+                Some(sel) if self.selects(sel, end) => {}
+                Some(_) if c.service_accounts && !sa_labels_known(self.model, end.endpoint) => {
+                    unknown = true
+                }
+                Some(_) => return K::No,
+            }
+        }
+        if side.negated_raw.is_some() {
+            match &side.negated {
+                None => unknown = true,
+                Some(sel) if self.selects(sel, end) => return K::No,
+                Some(_) => {}
+            }
+        }
+        if !side.nets.is_empty() && !c.nets.iter().any(|n| n.contains(&end.ip)) {
+            return K::No;
+        }
+        if c.not_nets.iter().any(|n| n.contains(&end.ip)) {
+            return K::No;
+        }
+        let ports = has_ports(flow.protocol);
+        if !side.ports.is_empty() {
+            if !ports {
+                return K::No;
+            }
+            match flow.dport {
+                _ if !is_dst => unknown = true,
+                None => unknown = true,
+                Some(d) if side.ports.iter().any(|p| self.port_matches(p, d, end)) => {}
+                Some(_) => return K::No,
+            }
+        }
+        if !side.not_ports.is_empty() && ports {
+            match flow.dport {
+                _ if !is_dst => unknown = true,
+                None => unknown = true,
+                Some(d) if side.not_ports.iter().any(|p| self.port_matches(p, d, end)) => {
+                    return K::No;
+                }
+                Some(_) => {}
+            }
+        }
+        unknown |= side.service.is_some();
+        if unknown { K::Unknown } else { K::Yes }
+    }
+
+    /// Whether the selector matches the endpoint or a network set holding the IP (what
+    /// Felix's selector IP sets hold).
+    fn selects(&self, sel: &crate::calico::selector::Selector, end: &QuickEnd<'_>) -> bool {
+        let m = self.model;
+        end.endpoint
+            .is_some_and(|i| sel.evaluate(&m.endpoints[i].labels))
+            || end
+                .net_sets
+                .iter()
+                .any(|&s| sel.evaluate(&m.net_sets[s].labels))
+    }
+
+    /// As [`Eval::port_matches`].
+    fn port_matches(&self, p: &Port, d: u16, end: &QuickEnd<'_>) -> bool {
+        match p {
+            Port::Number(n) => *n == d,
+            Port::Range(a, b) => (*a..=*b).contains(&d),
+            Port::Named(name) => end.endpoint.is_some_and(|i| {
+                self.model.endpoints[i].ports.iter().any(|np| {
+                    &np.name == name
+                        && np.port == d
+                        && is_protocol_name(&np.protocol, self.flow.protocol)
+                })
+            }),
+        }
+    }
+}
+
+/// `name == protocol_name(p)`, without building the name for the protocols Calico names.
+fn is_protocol_name(name: &str, p: u8) -> bool {
+    match p {
+        PROTO_TCP => name == "tcp",
+        PROTO_UDP => name == "udp",
+        PROTO_ICMP => name == "icmp",
+        PROTO_ICMPV6 => name == "icmpv6",
+        PROTO_SCTP => name == "sctp",
+        PROTO_UDPLITE => name == "udplite",
+        _ => name == protocol_name(p),
+    }
+}
+
+/// As [`apply`].
+fn quick_apply(
+    act: ActKind,
+    step: StepRef,
+    next: Pos,
+    pass_to: Pos,
+    profile: bool,
+    n: usize,
+) -> QNext {
+    let done = |verdict, action| {
+        QNext::Done(
+            verdict,
+            Decided {
+                step,
+                action,
+                index: n,
+                undecidable: false,
+            },
+        )
+    };
+    match act {
+        ActKind::Allow if profile => done(Verdict::Allow, HitAction::ProfileAllow),
+        ActKind::Allow => done(Verdict::Allow, HitAction::Allow),
+        ActKind::Deny if profile => done(Verdict::Deny, HitAction::ProfileDeny),
+        ActKind::Deny => done(Verdict::Deny, HitAction::Deny),
+        // A pass is a flow-log step; a log step is not.
+        ActKind::Pass => QNext::Go(pass_to, n + 1),
+        ActKind::Log => QNext::Go(next, n),
+        ActKind::Other => done(Verdict::Unknown, HitAction::Unknown),
+    }
+}
+
+/// Whether the `ksa.` profile labels (`pcsa.*`) of the endpoint at this end are known.
+fn sa_labels_known(model: &Model<'_>, endpoint: Option<usize>) -> bool {
+    let Some(i) = endpoint else { return true };
+    model.endpoints[i]
+        .labels
+        .parents
+        .iter()
+        .find(|p| p.id.starts_with(SERVICE_ACCOUNT_PROFILE_PREFIX))
+        .is_none_or(|p| !p.labels.is_empty())
+}
+
+impl<'b> PlanCache<'b> {
+    /// The deciding step of a [`Decision`] exactly as [`evaluate_direction`] reports it in
+    /// `DirectionResult::deciding`. `flow`, the flow decided, is read only to word why a rule
+    /// could not be decided (an Unknown verdict); without it that note is `None`.
+    pub fn deciding_hit(
+        &self,
+        model: &Model<'b>,
+        flow: Option<&Flow>,
+        d: &Decision,
+    ) -> Option<PolicyHit> {
+        let decided = d.deciding?;
+        let ep = d.endpoint?;
+        let dir = d.direction;
+        let plan = self.plan(model, ep, dir);
+        // Why a rule could not be decided: the explaining match, on the one rule.
+        let reason = |rule: &PolicyRule, raw: Option<&resources::Rule>| {
+            let ev = Eval {
+                model,
+                cache: self,
+                flow: flow?,
+                dir,
+                ep,
+                plan,
+                budget: Cell::new(0),
+            };
+            match ev.match_rule(rule, raw) {
+                Tri::Unknown(reason) => Some(reason),
+                _ => None,
+            }
+        };
+        // The note of a rule's step: its unknown action, or why it could not be decided.
+        let rule_note = |hit: &PolicyHit, rule: &PolicyRule, raw| match decided.action {
+            HitAction::Unknown if decided.undecidable => {
+                reason(rule, raw).map(|r| unknown_rule_note(hit, &r))
+            }
+            HitAction::Unknown => Some(unknown_action_note(&rule.action)),
+            _ => None,
+        };
+        let hit = match decided.step {
+            StepRef::PolicyRule { tier, policy, rule } => {
+                let t = plan.tiers.get(tier)?;
+                let pi = *t.policies.get(policy)?;
+                let (ri, _) = self.compiled(model, pi, dir).get(rule)?;
+                let p = &model.policies[pi];
+                let rule = &p.rules[*ri];
+                let hit = Eval::policy_hit(t, p, rule);
+                let note = rule_note(&hit, rule, self.raw_rule(model, pi, rule));
+                PolicyHit { note, ..hit }
+            }
+            StepRef::EndOfTier { tier } => {
+                let t = plan.tiers.get(tier)?;
+                let last = t.policies.last().map(|&pi| &model.policies[pi]);
+                Eval::end_of_tier_hit(model, t, last)
+            }
+            StepRef::ProfileRule { profile, rule } => {
+                let prof = plan.profiles.get(profile)?;
+                let ProfileRules::Rules(list) = &prof.rules else {
+                    return None;
+                };
+                let (rule, raw, _) = list.get(rule)?;
+                let hit = PolicyHit {
+                    rule: Some(rule.index),
+                    rule_line: Some(rule.line),
+                    ..profile_base(prof)
+                };
+                let note = rule_note(&hit, rule, Some(raw));
+                PolicyHit { note, ..hit }
+            }
+            StepRef::Profile { profile } => {
+                let prof = plan.profiles.get(profile)?;
+                match &prof.rules {
+                    ProfileRules::AllowAll(why) => allow_all_hit(why, profile_base(prof)),
+                    _ => missing_profile_hit(prof, profile_base(prof)),
+                }
+            }
+            StepRef::NoProfile => Eval::no_profile_hit(model, plan, ep),
+        };
+        Some(PolicyHit {
+            index: decided.index,
+            action: decided.action,
+            ..hit
+        })
+    }
+
+    /// `(policy, rule_line.or(line))` of [`Self::deciding_hit`], borrowed: what names the
+    /// deciding rule, for grouping many decisions without building their hits.
+    pub fn deciding_key<'a>(
+        &'a self,
+        model: &'a Model<'b>,
+        d: &Decision,
+    ) -> Option<(&'a str, Option<usize>)> {
+        let decided = d.deciding?;
+        let plan = self.plan(model, d.endpoint?, d.direction);
+        Some(match decided.step {
+            StepRef::PolicyRule { tier, policy, rule } => {
+                let pi = *plan.tiers.get(tier)?.policies.get(policy)?;
+                let (ri, _) = self.compiled(model, pi, d.direction).get(rule)?;
+                let p = &model.policies[pi];
+                (p.display.as_str(), Some(p.rules[*ri].line))
+            }
+            StepRef::EndOfTier { tier } => {
+                let t = plan.tiers.get(tier)?;
+                let last = t.policies.last().map(|&pi| &model.policies[pi]);
+                let loc = t.loc.as_ref().or(last.map(|p| &p.loc));
+                (
+                    last.map(|p| p.display.as_str()).unwrap_or_default(),
+                    loc.map(|l| l.line),
+                )
+            }
+            StepRef::ProfileRule { profile, rule } => {
+                let prof = plan.profiles.get(profile)?;
+                let ProfileRules::Rules(list) = &prof.rules else {
+                    return None;
+                };
+                (prof.name.as_str(), Some(list.get(rule)?.0.line))
+            }
+            StepRef::Profile { profile } => {
+                let prof = plan.profiles.get(profile)?;
+                (prof.name.as_str(), prof.loc.as_ref().map(|l| l.line))
+            }
+            StepRef::NoProfile => (NO_MATCH, None),
+        })
     }
 }
 
@@ -1091,7 +1853,7 @@ fn apply(
         Act::Other(a) => {
             acc.steps.push(PolicyHit {
                 action: HitAction::Unknown,
-                note: Some(format!("action {a:?} is not one Calico knows")),
+                note: Some(unknown_action_note(&a)),
                 ..hit
             });
             acc.verdict = Verdict::Unknown;
@@ -1109,6 +1871,54 @@ fn apply(
         }
         (None, HitAction::Log) => Next::Go(next, acc),
         (None, _) => Next::Go(pass_to, acc),
+    }
+}
+
+/// The note of a rule whose match could not be decided and on which the verdict depends.
+fn unknown_rule_note(hit: &PolicyHit, reason: &str) -> String {
+    format!(
+        "{}{}: {reason}",
+        hit.policy,
+        hit.rule.map(|r| format!(" rule {r}")).unwrap_or_default()
+    )
+}
+
+fn unknown_action_note(action: &str) -> String {
+    format!("action {action:?} is not one Calico knows")
+}
+
+/// A profile's step, before its action and rule are known.
+fn profile_base(prof: &ProfilePlan<'_>) -> PolicyHit {
+    PolicyHit {
+        index: 0,
+        tier: PROFILE_TIER.to_string(),
+        policy: prof.name.clone(),
+        flow_log_name: format!("{PROFILE_TIER}.{}", prof.name),
+        action: HitAction::Unknown,
+        rule: None,
+        rule_line: None,
+        path: prof.loc.as_ref().map(|l| l.path.clone()),
+        line: prof.loc.as_ref().map(|l| l.line),
+        note: None,
+    }
+}
+
+fn allow_all_hit(why: &str, base: PolicyHit) -> PolicyHit {
+    PolicyHit {
+        action: HitAction::ProfileAllow,
+        rule: Some(0),
+        note: Some(why.to_string()),
+        ..base
+    }
+}
+
+fn missing_profile_hit(prof: &ProfilePlan<'_>, base: PolicyHit) -> PolicyHit {
+    PolicyHit {
+        note: Some(format!(
+            "profile {} is not in the bundle: its rules are unknown",
+            prof.name
+        )),
+        ..base
     }
 }
 
@@ -1172,32 +1982,6 @@ fn flow_log_name(p: &Policy) -> String {
     p.key.v1_name.clone()
 }
 
-/// The Calico rule a model rule came from, for the fields the model does not carry
-/// (notProtocol, icmp, http, serviceAccounts).
-fn raw_rule<'b>(
-    model: &Model<'b>,
-    policy: &Policy,
-    rule: &PolicyRule,
-) -> Option<&'b resources::Rule> {
-    let r = &model.resources;
-    let list = match policy.kind() {
-        PolicyKind::NetworkPolicy => &r.network_policies,
-        PolicyKind::GlobalNetworkPolicy => &r.global_network_policies,
-        PolicyKind::StagedNetworkPolicy => &r.staged_network_policies,
-        PolicyKind::StagedGlobalNetworkPolicy => &r.staged_global_network_policies,
-        _ => return None,
-    };
-    let src = list
-        .iter()
-        .find(|s| s.path == policy.loc.path && s.item.meta.line == policy.loc.line)?;
-    let item: &'b resources::CalicoPolicy = src.item;
-    let rules = match rule.direction {
-        Direction::Ingress => &item.spec.ingress,
-        Direction::Egress => &item.spec.egress,
-    };
-    rules.get(rule.index)
-}
-
 /// A profile's rules for one direction, as Felix gets them (selectors not namespaced).
 fn profile_plan<'b>(
     model: &Model<'b>,
@@ -1217,7 +2001,11 @@ fn profile_plan<'b>(
             ProfileRules::Rules(
                 list.iter()
                     .enumerate()
-                    .map(|(i, raw)| (profile_rule(raw, dir, i), raw))
+                    .map(|(i, raw)| {
+                        let rule = profile_rule(raw, dir, i);
+                        let compiled = Compiled::new(&rule, Some(raw));
+                        (rule, raw, compiled)
+                    })
                     .collect(),
             )
         }
@@ -1303,6 +2091,129 @@ mod tests {
         );
         assert_eq!(Tri::all(vec![Tri::Yes, Tri::Yes]), Tri::Yes);
         assert_eq!(Tri::all(vec![]), Tri::Yes);
+    }
+
+    /// Every flow between the ends of a fixture (each endpoint address, a network set's
+    /// address, an external one) over protocols and the ports its rules and endpoints name.
+    fn fixture_flows(m: &Model<'_>) -> Vec<Flow> {
+        use crate::model::policies::RuleSide;
+        let ip_end = |ip: IpAddr| FlowEnd {
+            endpoint: None,
+            ip,
+            node: None,
+            iface: None,
+            label: format!("{ip}"),
+            net_sets: m.net_set_index.containing(ip),
+        };
+        let mut ends: Vec<FlowEnd> = Vec::new();
+        for (i, e) in m.endpoints.iter().enumerate() {
+            for net in &e.ips {
+                ends.push(super::super::flow::endpoint_end(m, i, net.addr()));
+            }
+        }
+        for s in &m.net_sets {
+            ends.extend(s.nets.first().map(|n| ip_end(n.addr())));
+        }
+        ends.push(ip_end("203.0.113.9".parse().expect("ip")));
+        ends.push(ip_end("2001:db8::9".parse().expect("ip")));
+        let mut ports: Vec<u16> = vec![1];
+        let mut add = |side: &RuleSide| {
+            for p in side.ports.iter().chain(&side.not_ports) {
+                match p {
+                    Port::Number(n) => ports.push(*n),
+                    Port::Range(a, b) => ports.extend([*a, *b, b.saturating_add(1)]),
+                    Port::Named(_) => {}
+                }
+            }
+        };
+        for r in m.policies.iter().flat_map(|p| &p.rules) {
+            add(&r.src);
+            add(&r.dst);
+        }
+        ports.extend(
+            m.endpoints
+                .iter()
+                .flat_map(|e| e.ports.iter().map(|p| p.port)),
+        );
+        ports.sort_unstable();
+        ports.dedup();
+        let mut out = Vec::new();
+        for src in &ends {
+            for dst in &ends {
+                if src.ip.is_ipv6() != dst.ip.is_ipv6() {
+                    continue;
+                }
+                for protocol in [6, 17, 132, 1, 58, 47] {
+                    let with_ports = has_ports(protocol);
+                    let dports = std::iter::once(None)
+                        .chain(ports.iter().copied().map(Some).filter(|_| with_ports));
+                    for dport in dports {
+                        out.push(Flow {
+                            src: src.clone(),
+                            dst: dst.clone(),
+                            protocol,
+                            dport,
+                        });
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_verdict_only_evaluation_agrees_with_the_explaining_one_on_every_fixture_flow() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata");
+        let mut dirs = vec![
+            root.join("bundles/calico-bundle-demo-20261125T140215Z"),
+            root.join("checks/CAL063-established-denied-grouped"),
+            root.join("checks/CAL050-no-profile-matched"),
+            root.join("checks/CAL015-staged-policies"),
+        ];
+        let mut fixtures: Vec<_> = std::fs::read_dir(root.join("trace-intent"))
+            .expect("trace-intent fixtures")
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_dir())
+            .collect();
+        fixtures.sort();
+        dirs.extend(fixtures);
+        let mut verdicts = std::collections::BTreeMap::new();
+        let mut actions = std::collections::BTreeSet::new();
+        for dir in &dirs {
+            let b = crate::bundle::Bundle::open(dir).expect("fixture");
+            let m = Model::build(&b);
+            let (quick_cache, full_cache) = (PlanCache::default(), PlanCache::default());
+            for f in fixture_flows(&m) {
+                let full = evaluate_cached(&m, &f, &full_cache);
+                for (dir_result, dir) in [
+                    (&full.egress, Direction::Egress),
+                    (&full.ingress, Direction::Ingress),
+                ] {
+                    let quick = decide_direction(&m, &QuickFlow::of(&f), dir, &quick_cache);
+                    let what = format!(
+                        "{}: {} ({dir:?})",
+                        dir_result.verdict.as_str(),
+                        f.describe()
+                    );
+                    assert_eq!(quick.verdict, dir_result.verdict, "{what}");
+                    let hit = quick_cache.deciding_hit(&m, Some(&f), &quick);
+                    assert_eq!(hit, dir_result.deciding, "{what}");
+                    let key = quick_cache.deciding_key(&m, &quick);
+                    let want = dir_result
+                        .deciding
+                        .as_ref()
+                        .map(|h| (h.policy.as_str(), h.rule_line.or(h.line)));
+                    assert_eq!(key, want, "{what}");
+                    *verdicts.entry(quick.verdict.as_str()).or_insert(0) += 1;
+                    actions.extend(hit.map(|h| h.action.as_str()));
+                }
+            }
+        }
+        // The fixtures reach every verdict and the common kinds of deciding step.
+        assert_eq!(verdicts.len(), 3, "{verdicts:?}");
+        for a in ["allow", "deny", "eot-deny", "profile-allow", "unknown"] {
+            assert!(actions.contains(a), "no {a} step in {actions:?}");
+        }
     }
 
     #[test]
