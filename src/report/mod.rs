@@ -563,8 +563,11 @@ mod tests {
     fn attached_context_covers_each_distinct_evidence_line_once() {
         let mut report = example::sample_report();
         let text: String = (1..=300).map(|i| format!("l{i}\n")).collect();
-        report.attach_evidence_context(1, |path| {
-            path.ends_with("iptables-save.txt").then_some(text.as_str())
+        let index = crate::parse::LineIndex::new(&text);
+        report.attach_evidence_context(1, |path, n| {
+            path.ends_with("iptables-save.txt")
+                .then(|| index.line(n))
+                .flatten()
         });
         assert!(!report.evidence_context.is_empty());
         let keys: BTreeSet<_> = report
