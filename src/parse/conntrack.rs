@@ -823,45 +823,16 @@ impl<'a> Tokens<'a> {
             return None;
         }
         let start = i;
-        let mut end = find_either(b, i, b' ', b'=');
+        let mut end = super::find_any(b, i, [b' ', b'=']);
         let mut eq = None;
         if b.get(end) == Some(&b'=') {
             eq = Some(end - start);
-            end = find_either(b, end + 1, b' ', b' ');
+            end = super::find_any(b, end + 1, [b' ']);
         }
         self.pos = end;
         // Cut at ASCII bytes: always on a char boundary.
         Some((self.line.get(start..end)?, eq))
     }
-}
-
-/// Position of the first `x` or `y` in `b` at or after `i` (`b.len()` when there is none),
-/// eight bytes per step: a byte equal to the needle is a zero byte of `word ^ needle`,
-/// found with the carry trick (whose false positives only ever sit above a true zero, so the
-/// lowest flagged byte is exact).
-fn find_either(b: &[u8], mut i: usize, x: u8, y: u8) -> usize {
-    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
-    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
-    let (rx, ry) = (u64::from_ne_bytes([x; 8]), u64::from_ne_bytes([y; 8]));
-    while let Some(chunk) = b.get(i..i + 8) {
-        let Ok(bytes) = <[u8; 8]>::try_from(chunk) else {
-            break;
-        };
-        let w = u64::from_le_bytes(bytes);
-        let (a, c) = (w ^ rx, w ^ ry);
-        let found = (a.wrapping_sub(ONES) & !a | c.wrapping_sub(ONES) & !c) & HIGHS;
-        if found != 0 {
-            return i + (found.trailing_zeros() / 8) as usize;
-        }
-        i += 8;
-    }
-    while let Some(&c) = b.get(i) {
-        if c == x || c == y {
-            return i;
-        }
-        i += 1;
-    }
-    b.len()
 }
 
 impl<'a> Iterator for Tokens<'a> {

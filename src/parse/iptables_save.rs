@@ -1009,32 +1009,11 @@ fn tokenize<'a>(s: &'a str, out: &mut Vec<Tok<'a>>) -> bool {
     closed
 }
 
-/// The index of the first blank or `"` at or after `i`, or `b.len()`. Eight bytes at a time:
-/// this scan is most of the work of reading a dump.
+/// The index of the first blank or `"` at or after `i`, or `b.len()`: this scan is most of the
+/// work of reading a dump.
 #[inline]
-fn word_end(b: &[u8], mut i: usize) -> usize {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    while let Some(chunk) = b.get(i..i + 8) {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let w = u64::from_le_bytes(word);
-        // High bit of each byte of `w` equal to `c`. A borrow can only mark bytes above a
-        // true match, so the lowest mark is exact.
-        let eq = |c: u8| {
-            let x = w ^ (LO * c as u64);
-            x.wrapping_sub(LO) & !x & HI
-        };
-        let m = eq(b' ') | eq(b'\t') | eq(b'"');
-        if m != 0 {
-            return i + (m.trailing_zeros() / 8) as usize;
-        }
-        i += 8;
-    }
-    while i < b.len() && !matches!(b[i], b' ' | b'\t' | b'"') {
-        i += 1;
-    }
-    i
+fn word_end(b: &[u8], i: usize) -> usize {
+    super::find_any(b, i, [b' ', b'\t', b'"'])
 }
 
 /// One token starting at `start` (not a blank), by the full rules: quotes may open and close

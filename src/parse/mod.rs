@@ -68,6 +68,37 @@ pub fn numbered_lines(text: &str, first_line: usize) -> impl Iterator<Item = (us
     })
 }
 
+/// The index of the first byte of `b` at or after `i` that is one of `needles`, or `b.len()`.
+/// Eight bytes per step: a byte equal to a needle is a zero byte of `word ^ needle`, flagged
+/// with the borrow trick, whose false flags only ever sit above a true zero, so the lowest flag
+/// is exact. Tokenizers cut words with it.
+#[inline]
+pub fn find_any<const N: usize>(b: &[u8], mut i: usize, needles: [u8; N]) -> usize {
+    const LO: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HI: u64 = u64::from_ne_bytes([0x80; 8]);
+    while let Some(chunk) = b.get(i..i + 8) {
+        let Ok(bytes) = <[u8; 8]>::try_from(chunk) else {
+            break;
+        };
+        let w = u64::from_le_bytes(bytes);
+        let found = needles.iter().fold(0, |m, &c| {
+            let x = w ^ (LO * u64::from(c));
+            m | (x.wrapping_sub(LO) & !x & HI)
+        });
+        if found != 0 {
+            return i + (found.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while let Some(c) = b.get(i) {
+        if needles.contains(c) {
+            return i;
+        }
+        i += 1;
+    }
+    b.len()
+}
+
 /// A text with the start of every line indexed: line `n` in constant time, each line as
 /// [`numbered_lines`] gives it (without `\n`, `\r\n` or a last `\r`).
 pub struct LineIndex<'a> {
@@ -191,7 +222,25 @@ impl Parsed {
 
 #[cfg(test)]
 mod line_tests {
-    use super::numbered_lines;
+    use super::{find_any, numbered_lines};
+
+    #[test]
+    fn find_any_finds_the_first_needle_at_every_offset_and_length() {
+        let text = b"abc def=ghi\t\"jk  lmnopqrstuvwxyz0123456789=end";
+        for start in 0..=text.len() {
+            for len in start..=text.len() {
+                let b = &text[..len];
+                let naive = |needles: &[u8]| {
+                    (start..b.len())
+                        .find(|&i| needles.contains(&b[i]))
+                        .unwrap_or(b.len())
+                };
+                assert_eq!(find_any(b, start, [b' ', b'=']), naive(b" ="));
+                assert_eq!(find_any(b, start, [b' ', b'\t', b'"']), naive(b" \t\""));
+                assert_eq!(find_any(b, start, [b'=']), naive(b"="));
+            }
+        }
+    }
 
     #[test]
     fn lines_are_split_as_str_lines_splits_them_less_one_more_carriage_return() {
