@@ -33,7 +33,6 @@ enum Repr {
     },
     Packed {
         blocks: Vec<Block>,
-        len: usize,
         /// The whole text, decompressed on first use of [`KeptText::as_str`].
         whole: OnceLock<Option<String>>,
     },
@@ -95,26 +94,14 @@ impl KeptText {
         KeptText {
             repr: Repr::Packed {
                 blocks,
-                len: text.len(),
                 whole: OnceLock::new(),
             },
         }
     }
 
-    /// Length of the text in bytes.
-    pub fn len(&self) -> usize {
-        match &self.repr {
-            Repr::Plain { text, .. } => text.len(),
-            Repr::Packed { len, .. } => *len,
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Bytes held in memory for it now (compressed blocks, and what was decompressed).
-    pub fn held_bytes(&self) -> usize {
+    #[cfg(test)]
+    fn held_bytes(&self) -> usize {
         match &self.repr {
             Repr::Plain { text, .. } => text.len(),
             Repr::Packed { blocks, whole, .. } => {
@@ -215,7 +202,6 @@ mod tests {
         assert_eq!(all_lines(&kept), expected(&text));
         assert_eq!(kept.line(0), None);
         assert_eq!(kept.as_str(), Some(text.as_str()));
-        assert_eq!(kept.len(), text.len());
     }
 
     #[test]

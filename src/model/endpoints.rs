@@ -176,13 +176,7 @@ fn nets(list: &[String]) -> Vec<IpNet> {
     list.iter().filter_map(|s| parse_net(s)).collect()
 }
 
-/// A CIDR or a bare address (as a host route).
-pub fn parse_net(s: &str) -> Option<IpNet> {
-    let s = s.trim();
-    s.parse::<IpNet>()
-        .ok()
-        .or_else(|| s.parse::<std::net::IpAddr>().ok().map(IpNet::from))
-}
+pub use crate::parse::parse_net;
 
 /// Workload endpoints (from WEPs, else pods) and host endpoints.
 pub fn endpoints(r: &Resources<'_>, namespaces: &BTreeMap<String, NamespaceInfo>) -> Vec<Endpoint> {

@@ -14,7 +14,7 @@ use ipnet::IpNet;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{ParseError, numbered_lines};
+use super::{ParseError, numbered_lines, parse_net};
 
 /// Route types iproute2 prints before the destination.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -114,14 +114,6 @@ impl Routes {
     pub fn records(&self) -> usize {
         self.routes.len()
     }
-}
-
-/// `10.0.0.0/24`, `10.0.0.5` (host), `fe80::/64`.
-fn parse_net(s: &str) -> Option<IpNet> {
-    if let Ok(n) = s.parse::<IpNet>() {
-        return Some(n);
-    }
-    s.parse::<IpAddr>().ok().map(IpNet::from)
 }
 
 pub fn parse_routes(text: &str) -> Routes {

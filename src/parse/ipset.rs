@@ -17,7 +17,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use ipnet::IpNet;
 use serde::Serialize;
 
-use super::{ParseError, numbered_lines};
+use super::{ParseError, numbered_lines, parse_net};
 
 /// Which form the text was in (the first one seen).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -317,13 +317,6 @@ impl Member {
         };
         Some((ip.parse().ok()?, proto.to_string(), port.parse().ok()?))
     }
-}
-
-fn parse_net(s: &str) -> Option<IpNet> {
-    let s = s.trim();
-    s.parse::<IpNet>()
-        .ok()
-        .or_else(|| s.parse::<IpAddr>().ok().map(IpNet::from))
 }
 
 impl IpSet {

@@ -1161,13 +1161,13 @@ pub fn parse_address(s: &str) -> Address {
     }
 }
 
+/// [`super::parse_net`], plus the dotted-mask form (`10.0.0.0/255.255.255.0`) and a listing's
+/// `anywhere`.
 fn parse_net(s: &str) -> Option<IpNet> {
     if s == "anywhere" {
         None
-    } else if let Ok(n) = s.parse::<IpNet>() {
+    } else if let Some(n) = super::parse_net(s) {
         Some(n)
-    } else if let Ok(a) = s.parse::<IpAddr>() {
-        Some(IpNet::from(a))
     } else if let Some((a, m)) = s.split_once('/') {
         match (a.parse::<IpAddr>(), m.parse::<IpAddr>()) {
             (Ok(a), Ok(m)) => IpNet::with_netmask(a, m).ok(),

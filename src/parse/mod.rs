@@ -99,6 +99,15 @@ pub fn find_any<const N: usize>(b: &[u8], mut i: usize, needles: [u8; N]) -> usi
     b.len()
 }
 
+/// A CIDR, or a bare address as a host network (`10.0.0.5` → `10.0.0.5/32`), surrounding
+/// blanks ignored: how addresses are written in IP sets, routes and Calico resources.
+pub fn parse_net(s: &str) -> Option<ipnet::IpNet> {
+    let s = s.trim();
+    s.parse::<ipnet::IpNet>()
+        .ok()
+        .or_else(|| s.parse::<std::net::IpAddr>().ok().map(ipnet::IpNet::from))
+}
+
 /// A text with the start of every line indexed: line `n` in constant time, each line as
 /// [`numbered_lines`] gives it (without `\n`, `\r\n` or a last `\r`).
 pub struct LineIndex<'a> {

@@ -56,9 +56,6 @@ pub struct ReportView {
     /// Traced flows and kernel-traced packets, as text blocks.
     pub traces: Vec<TraceView>,
     pub kernel_traces: Vec<TraceView>,
-    /// Anchors of the report's findings, in the report's order.
-    #[serde(skip)]
-    anchors: Vec<String>,
 }
 
 /// One traced flow (or kernel-traced packet) for the templates.
@@ -309,13 +306,7 @@ impl ReportView {
                 })
                 .collect(),
             artifacts,
-            anchors,
         }
-    }
-
-    /// The anchor of each of the report's findings, in the report's order.
-    pub fn anchors_in_report_order(&self) -> Vec<&str> {
-        self.anchors.iter().map(String::as_str).collect()
     }
 }
 
@@ -472,7 +463,7 @@ pub(crate) struct StepCounts {
 }
 
 /// The anchor of every finding (`CAL021-1a2b3c4d`, a `-2` suffix on repeats), in report order.
-pub(crate) fn anchors(findings: &[Finding]) -> Vec<String> {
+pub fn anchors(findings: &[Finding]) -> Vec<String> {
     let mut seen: HashMap<String, usize> = HashMap::new();
     findings
         .iter()
@@ -591,12 +582,8 @@ mod tests {
     #[test]
     fn anchors_are_stable_unique_and_url_safe() {
         let report = sample_report();
-        let a = ReportView::build(&report)
-            .anchors_in_report_order()
-            .join(",");
-        let b = ReportView::build(&report)
-            .anchors_in_report_order()
-            .join(",");
+        let a = anchors(&report.findings).join(",");
+        let b = anchors(&sample_report().findings).join(",");
         assert_eq!(a, b);
         let list: Vec<&str> = a.split(',').collect();
         let set: BTreeSet<&str> = list.iter().copied().collect();
@@ -616,12 +603,8 @@ mod tests {
         let mut report = sample_report();
         let first = report.findings[0].clone();
         report.findings.push(first);
-        let view = ReportView::build(&report);
-        let anchors = view.anchors_in_report_order();
-        assert_eq!(
-            anchors.last().copied().map(str::to_string),
-            Some(format!("{}-2", anchors[0]))
-        );
+        let anchors = anchors(&report.findings);
+        assert_eq!(anchors.last(), Some(&format!("{}-2", anchors[0])));
     }
 
     #[test]
