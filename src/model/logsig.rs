@@ -66,63 +66,44 @@ pub struct Signature {
 /// `cali4…`/`cali6…` IP set names and `cali…` interface names become `'…'`, `<ip>`, `<n>`,
 /// `<hex>`, `<uuid>`, `<chain>`, `<ipset>` and `<iface>`.
 pub fn signature(message: &str) -> Signature {
-    let first = message.lines().next().unwrap_or("").trim();
-    let chars: Vec<(usize, char)> = first.char_indices().collect();
-    let mut out = String::with_capacity(first.len());
-    // Byte offset in `first` where the first variable part starts.
-    let mut literal_end: Option<usize> = None;
-    let mut i = 0;
-    while i < chars.len() {
-        let (pos, c) = chars[i];
-        let prev = i.checked_sub(1).map(|p| chars[p].1);
-        if matches!(c, '"' | '\'' | '`') && !prev.is_some_and(|p| p.is_alphanumeric()) {
-            // A quote opens a value when it is not an apostrophe; it closes at the first
-            // matching quote that is not followed by a letter.
-            let closers: &[char] = if c == '`' { &['\'', '`'] } else { &[c] };
-            let close = (i + 1..chars.len()).find(|&j| {
-                closers.contains(&chars[j].1)
-                    && !chars.get(j + 1).is_some_and(|(_, n)| n.is_alphanumeric())
-            });
-            if let Some(j) = close {
-                literal_end.get_or_insert(pos);
-                out.push(c);
-                out.push('…');
-                out.push(chars[j].1);
-                i = j + 1;
-                continue;
-            }
-        }
-        if is_token_char(c) {
-            let start = i;
-            while i < chars.len() && is_token_char(chars[i].1) {
-                i += 1;
-            }
-            let end = chars.get(i).map_or(first.len(), |(p, _)| *p);
-            let tok = &first[pos..end];
-            // Sentence punctuation stays outside the token.
-            let core = tok.trim_end_matches(['.', ',', ':', ';']);
-            let tail = &tok[core.len()..];
-            // `ip(6)tables`: a digit in parentheses inside a word is part of the name.
-            let in_word_parens = prev == Some('(')
-                && start >= 2
-                && chars[start - 2].1.is_alphabetic()
-                && chars.get(i).is_some_and(|(_, c)| *c == ')');
-            let norm = if in_word_parens {
-                core.to_string()
-            } else {
-                normalise_token(core)
-            };
-            if norm != core {
-                literal_end.get_or_insert(chars[start].0);
-            }
-            out.push_str(&norm);
-            out.push_str(tail);
-            continue;
-        }
-        out.push(c);
-        i += 1;
+    let first = first_line(message);
+    let (text, literal_end) = signature_text(first);
+    Signature {
+        text,
+        literal: literal(first, literal_end),
     }
-    let text = out.split_whitespace().collect::<Vec<_>>().join(" ");
+}
+
+fn first_line(message: &str) -> &str {
+    message.lines().next().unwrap_or("").trim()
+}
+
+/// The signature text of a message's (trimmed) first line, and the byte offset where its
+/// first variable part starts. Checks group thousands of records per log, so ASCII lines (all
+/// of Felix's) are scanned as bytes; other lines go through the same steps char by char.
+fn signature_text(first: &str) -> (String, Option<usize>) {
+    let mut raw = String::with_capacity(first.len() + 8);
+    let literal_end = if first.is_ascii() {
+        scan_ascii(first, &mut raw)
+    } else {
+        scan_chars(first, &mut raw)
+    };
+    let mut text = String::with_capacity(raw.len());
+    for word in raw.split_whitespace() {
+        if !text.is_empty() {
+            text.push(' ');
+        }
+        text.push_str(word);
+    }
+    if text.is_empty() {
+        text.push_str("(empty message)");
+    }
+    (text, literal_end)
+}
+
+/// The fixed text before a message's first variable part (`grep -F` finds it in every
+/// record of the group).
+fn literal(first: &str, literal_end: Option<usize>) -> String {
     let literal = match literal_end {
         Some(end) => first.get(..end).unwrap_or(first),
         None => first,
@@ -138,14 +119,114 @@ pub fn signature(message: &str) -> Signature {
     } else {
         literal
     };
-    Signature {
-        text: if text.is_empty() {
-            "(empty message)".to_string()
-        } else {
-            text
-        },
-        literal: cut(literal, 80).to_string(),
+    cut(literal, 80).to_string()
+}
+
+/// A token: one word of the message, with its sentence punctuation (`tail`) kept apart.
+/// `in_word_parens` is the `6` of `ip(6)tables`, part of a name. Returns whether the token
+/// was replaced by a placeholder.
+fn push_token(out: &mut String, tok: &str, in_word_parens: bool) -> bool {
+    let core = tok.trim_end_matches(['.', ',', ':', ';']);
+    let tail = &tok[core.len()..];
+    let changed = if in_word_parens {
+        out.push_str(core);
+        false
+    } else {
+        let before = out.len();
+        normalise_token(core, out);
+        out[before..] != *core
+    };
+    out.push_str(tail);
+    changed
+}
+
+/// Whether `b` opens a quoted value, given the character before it.
+fn opens_quote(c: char, prev: Option<char>) -> bool {
+    matches!(c, '"' | '\'' | '`') && !prev.is_some_and(|p| p.is_alphanumeric())
+}
+
+/// A quote closes at the first matching quote (a backtick also at an apostrophe) that is not
+/// followed by a letter or digit.
+fn closes_quote(open: char, c: char, next: Option<char>) -> bool {
+    (c == open || (open == '`' && c == '\'')) && !next.is_some_and(|n| n.is_alphanumeric())
+}
+
+fn scan_ascii(first: &str, out: &mut String) -> Option<usize> {
+    let b = first.as_bytes();
+    let n = b.len();
+    let at = |j: usize| b.get(j).map(|&c| c as char);
+    let mut literal_end = None;
+    let mut i = 0;
+    while i < n {
+        let c = b[i] as char;
+        let prev = i.checked_sub(1).and_then(at);
+        if opens_quote(c, prev)
+            && let Some(j) = (i + 1..n).find(|&j| closes_quote(c, b[j] as char, at(j + 1)))
+        {
+            literal_end.get_or_insert(i);
+            out.push(c);
+            out.push('…');
+            out.push(b[j] as char);
+            i = j + 1;
+            continue;
+        }
+        if is_token_char(c) {
+            let start = i;
+            while i < n && is_token_char(b[i] as char) {
+                i += 1;
+            }
+            let in_word_parens = prev == Some('(')
+                && start >= 2
+                && b[start - 2].is_ascii_alphabetic()
+                && at(i) == Some(')');
+            if push_token(out, &first[start..i], in_word_parens) {
+                literal_end.get_or_insert(start);
+            }
+            continue;
+        }
+        out.push(c);
+        i += 1;
     }
+    literal_end
+}
+
+fn scan_chars(first: &str, out: &mut String) -> Option<usize> {
+    let chars: Vec<(usize, char)> = first.char_indices().collect();
+    let at = |j: usize| chars.get(j).map(|&(_, c)| c);
+    let mut literal_end = None;
+    let mut i = 0;
+    while i < chars.len() {
+        let (pos, c) = chars[i];
+        let prev = i.checked_sub(1).and_then(at);
+        if opens_quote(c, prev)
+            && let Some(j) = (i + 1..chars.len()).find(|&j| closes_quote(c, chars[j].1, at(j + 1)))
+        {
+            literal_end.get_or_insert(pos);
+            out.push(c);
+            out.push('…');
+            out.push(chars[j].1);
+            i = j + 1;
+            continue;
+        }
+        if is_token_char(c) {
+            let start = i;
+            while i < chars.len() && is_token_char(chars[i].1) {
+                i += 1;
+            }
+            let end = chars.get(i).map_or(first.len(), |(p, _)| *p);
+            let in_word_parens = prev == Some('(')
+                && start >= 2
+                && chars[start - 2].1.is_alphabetic()
+                && at(i) == Some(')');
+            if push_token(out, &first[pos..end], in_word_parens) {
+                literal_end.get_or_insert(pos);
+            }
+            continue;
+        }
+        out.push(c);
+        i += 1;
+    }
+    literal_end
 }
 
 /// Records sharing one signature, in file order.
@@ -195,13 +276,17 @@ pub fn group<'a>(records: impl IntoIterator<Item = &'a Record>) -> Vec<Group<'a>
     let mut index: HashMap<String, usize> = HashMap::new();
     let mut out: Vec<Group<'a>> = Vec::new();
     for r in records {
-        let sig = signature(&r.message);
-        match index.get(&sig.text) {
+        let first = first_line(&r.message);
+        let (text, literal_end) = signature_text(first);
+        match index.get(&text) {
             Some(&i) => out[i].records.push(r),
             None => {
-                index.insert(sig.text.clone(), out.len());
+                index.insert(text.clone(), out.len());
                 out.push(Group {
-                    signature: sig,
+                    signature: Signature {
+                        text,
+                        literal: literal(first, literal_end),
+                    },
                     records: vec![r],
                 });
             }
@@ -214,38 +299,29 @@ fn is_token_char(c: char) -> bool {
     c.is_alphanumeric() || matches!(c, '_' | '.' | ':' | '/' | '-' | '+')
 }
 
-fn normalise_token(tok: &str) -> String {
+/// Append `tok` to `out`, or the placeholder that replaces it.
+fn normalise_token(tok: &str, out: &mut String) {
     if tok.is_empty() {
-        return String::new();
+        return;
     }
-    if is_ip_like(tok) {
-        return "<ip>".into();
-    }
-    if is_chain_name(tok) {
-        return "<chain>".into();
-    }
-    if is_cali_iface(tok) {
-        return "<iface>".into();
-    }
-    if is_ipset_name(tok) {
-        return "<ipset>".into();
-    }
-    if is_uuid(tok) {
-        return "<uuid>".into();
-    }
-    let lower = tok.to_ascii_lowercase();
-    if let Some(h) = lower.strip_prefix("0x")
-        && !h.is_empty()
-        && h.bytes().all(|b| b.is_ascii_hexdigit())
-    {
-        return "<hex>".into();
-    }
-    if tok.len() >= 8
-        && tok.bytes().all(|b| b.is_ascii_hexdigit())
-        && tok.bytes().any(|b| b.is_ascii_digit())
-        && tok.bytes().any(|b| b.is_ascii_alphabetic())
-    {
-        return "<hex>".into();
+    let placeholder = if is_ip_like(tok) {
+        Some("<ip>")
+    } else if is_chain_name(tok) {
+        Some("<chain>")
+    } else if is_cali_iface(tok) {
+        Some("<iface>")
+    } else if is_ipset_name(tok) {
+        Some("<ipset>")
+    } else if is_uuid(tok) {
+        Some("<uuid>")
+    } else if is_hex(tok) {
+        Some("<hex>")
+    } else {
+        None
+    };
+    if let Some(p) = placeholder {
+        out.push_str(p);
+        return;
     }
     // `IPv4`, `tunl0`, `v1`: a word with one trailing digit is a name, not a count.
     let b = tok.as_bytes();
@@ -253,31 +329,50 @@ fn normalise_token(tok: &str) -> String {
         && b[b.len() - 1].is_ascii_digit()
         && b[..b.len() - 1].iter().all(u8::is_ascii_alphabetic)
     {
-        return tok.to_string();
+        out.push_str(tok);
+        return;
     }
-    // Numbers, also dotted (`1.5s`, `v3.30.2`), become one placeholder each.
-    let mut out = String::with_capacity(tok.len());
-    let cs: Vec<char> = tok.chars().collect();
+    // Numbers, also dotted (`1.5s`, `v3.30.2`), become one placeholder each. Digits and dots
+    // are ASCII, so byte positions next to them are char boundaries.
+    let mut copied = 0;
     let mut i = 0;
-    while i < cs.len() {
-        if cs[i].is_ascii_digit() {
-            while i < cs.len()
-                && (cs[i].is_ascii_digit()
-                    || (cs[i] == '.' && cs.get(i + 1).is_some_and(|c| c.is_ascii_digit())))
+    while i < b.len() {
+        if b[i].is_ascii_digit() {
+            out.push_str(&tok[copied..i]);
+            while i < b.len()
+                && (b[i].is_ascii_digit()
+                    || (b[i] == b'.' && b.get(i + 1).is_some_and(u8::is_ascii_digit)))
             {
                 i += 1;
             }
             out.push_str("<n>");
+            copied = i;
         } else {
-            out.push(cs[i]);
             i += 1;
         }
     }
-    out
+    out.push_str(&tok[copied..]);
+}
+
+/// `0x1f`, or a run of at least eight hex digits mixing digits and letters.
+fn is_hex(tok: &str) -> bool {
+    if let Some(h) = tok.strip_prefix("0x").or_else(|| tok.strip_prefix("0X"))
+        && !h.is_empty()
+        && h.bytes().all(|b| b.is_ascii_hexdigit())
+    {
+        return true;
+    }
+    tok.len() >= 8
+        && tok.bytes().all(|b| b.is_ascii_hexdigit())
+        && tok.bytes().any(|b| b.is_ascii_digit())
+        && tok.bytes().any(|b| b.is_ascii_alphabetic())
 }
 
 /// An address, a network, or `addr:port` / `[v6]:port`.
 fn is_ip_like(tok: &str) -> bool {
+    if !tok.contains(['.', ':']) {
+        return false;
+    }
     let t = tok.trim_start_matches('[');
     let bare = t.split_once(']').map_or(t, |(a, _)| a);
     if super::endpoints::parse_net(bare).is_some() {
@@ -501,11 +596,12 @@ pub fn update_failure(rec: &Record) -> Option<UpdateKind> {
         return None;
     }
     let msg = rec.message.lines().next().unwrap_or("");
-    let lower = msg.to_ascii_lowercase();
-    let failed = lower.contains("fail") || lower.contains("bad return code");
+    // Most warnings are not failures: decide that before lowering the text.
+    let failed = contains_ignore_case(msg, "fail") || contains_ignore_case(msg, "bad return code");
     if !failed {
         return None;
     }
+    let lower = msg.to_ascii_lowercase();
     if lower.contains("ipset restore")
         || lower.contains("'ipset ")
         || lower.contains("ip sets")
@@ -648,7 +744,16 @@ pub fn is_in_sync(rec: &Record) -> bool {
 /// failure...`, `Failed to program iptables, will retry` … (not the periodic `Summarising …
 /// (resync-ipsets-v4)` lines).
 pub fn is_resync(rec: &Record) -> bool {
-    let lower = rec.message.to_ascii_lowercase();
+    let m = rec.message.as_str();
+    // Every phrase below holds `resync`, starts with `retrying after` or holds `will retry`.
+    if !(contains_ignore_case(m, "resync")
+        || contains_ignore_case(m, "will retry")
+        || m.get(..14)
+            .is_some_and(|h| h.eq_ignore_ascii_case("retrying after")))
+    {
+        return false;
+    }
+    let lower = m.to_ascii_lowercase();
     [
         "marking for resync",
         "resync with dataplane",
@@ -660,6 +765,26 @@ pub fn is_resync(rec: &Record) -> bool {
     .any(|n| lower.contains(n))
         || lower.starts_with("retrying after")
         || (lower.contains("will retry") && lower.contains("fail"))
+}
+
+/// Whether `hay` holds `needle` (lower-case ASCII) in any ASCII case, as
+/// `hay.to_ascii_lowercase().contains(needle)` would say, without the copy.
+fn contains_ignore_case(hay: &str, needle: &str) -> bool {
+    let (h, n) = (hay.as_bytes(), needle.as_bytes());
+    let Some(&first) = n.first() else {
+        return true;
+    };
+    let mut from = 0;
+    while let Some(i) = memchr::memchr2(first, first.to_ascii_uppercase(), &h[from..]) {
+        let at = from + i;
+        if h.get(at..at + n.len())
+            .is_some_and(|w| w.eq_ignore_ascii_case(n))
+        {
+            return true;
+        }
+        from = at + 1;
+    }
+    false
 }
 
 /// Why the Felix process ended, when the record says it did: a PANIC or FATAL record, or a
@@ -783,6 +908,261 @@ pub fn logs_command(m: &Model<'_>, node: Option<&str>, needle: &str) -> String {
 mod tests {
     use super::*;
     use crate::parse::felix_log;
+
+    /// The signature code as it was before the byte scanner: the new code must agree with it
+    /// on every message.
+    mod reference {
+        use super::super::{
+            Signature, cut, is_cali_iface, is_chain_name, is_ipset_name, is_token_char, is_uuid,
+        };
+
+        pub(super) fn signature(message: &str) -> Signature {
+            let first = message.lines().next().unwrap_or("").trim();
+            let chars: Vec<(usize, char)> = first.char_indices().collect();
+            let mut out = String::with_capacity(first.len());
+            // Byte offset in `first` where the first variable part starts.
+            let mut literal_end: Option<usize> = None;
+            let mut i = 0;
+            while i < chars.len() {
+                let (pos, c) = chars[i];
+                let prev = i.checked_sub(1).map(|p| chars[p].1);
+                if matches!(c, '"' | '\'' | '`') && !prev.is_some_and(|p| p.is_alphanumeric()) {
+                    // A quote opens a value when it is not an apostrophe; it closes at the first
+                    // matching quote that is not followed by a letter.
+                    let closers: &[char] = if c == '`' { &['\'', '`'] } else { &[c] };
+                    let close = (i + 1..chars.len()).find(|&j| {
+                        closers.contains(&chars[j].1)
+                            && !chars.get(j + 1).is_some_and(|(_, n)| n.is_alphanumeric())
+                    });
+                    if let Some(j) = close {
+                        literal_end.get_or_insert(pos);
+                        out.push(c);
+                        out.push('…');
+                        out.push(chars[j].1);
+                        i = j + 1;
+                        continue;
+                    }
+                }
+                if is_token_char(c) {
+                    let start = i;
+                    while i < chars.len() && is_token_char(chars[i].1) {
+                        i += 1;
+                    }
+                    let end = chars.get(i).map_or(first.len(), |(p, _)| *p);
+                    let tok = &first[pos..end];
+                    // Sentence punctuation stays outside the token.
+                    let core = tok.trim_end_matches(['.', ',', ':', ';']);
+                    let tail = &tok[core.len()..];
+                    // `ip(6)tables`: a digit in parentheses inside a word is part of the name.
+                    let in_word_parens = prev == Some('(')
+                        && start >= 2
+                        && chars[start - 2].1.is_alphabetic()
+                        && chars.get(i).is_some_and(|(_, c)| *c == ')');
+                    let norm = if in_word_parens {
+                        core.to_string()
+                    } else {
+                        old_normalise_token(core)
+                    };
+                    if norm != core {
+                        literal_end.get_or_insert(chars[start].0);
+                    }
+                    out.push_str(&norm);
+                    out.push_str(tail);
+                    continue;
+                }
+                out.push(c);
+                i += 1;
+            }
+            let text = out.split_whitespace().collect::<Vec<_>>().join(" ");
+            let literal = match literal_end {
+                Some(end) => first.get(..end).unwrap_or(first),
+                None => first,
+            };
+            let literal = literal
+                .trim_end()
+                .trim_end_matches(['\'', '"', '`', '(', '[', '=', ':', ' '])
+                .trim_end();
+            let literal = if literal.chars().count() < 8 {
+                // Too short to find anything by: the whole first line (up to its first quote, which
+                // shells and greps handle badly) is the better needle.
+                first.split(['"', '`']).next().unwrap_or(first).trim_end()
+            } else {
+                literal
+            };
+            Signature {
+                text: if text.is_empty() {
+                    "(empty message)".to_string()
+                } else {
+                    text
+                },
+                literal: cut(literal, 80).to_string(),
+            }
+        }
+        fn old_normalise_token(tok: &str) -> String {
+            if tok.is_empty() {
+                return String::new();
+            }
+            if old_is_ip_like(tok) {
+                return "<ip>".into();
+            }
+            if is_chain_name(tok) {
+                return "<chain>".into();
+            }
+            if is_cali_iface(tok) {
+                return "<iface>".into();
+            }
+            if is_ipset_name(tok) {
+                return "<ipset>".into();
+            }
+            if is_uuid(tok) {
+                return "<uuid>".into();
+            }
+            let lower = tok.to_ascii_lowercase();
+            if let Some(h) = lower.strip_prefix("0x")
+                && !h.is_empty()
+                && h.bytes().all(|b| b.is_ascii_hexdigit())
+            {
+                return "<hex>".into();
+            }
+            if tok.len() >= 8
+                && tok.bytes().all(|b| b.is_ascii_hexdigit())
+                && tok.bytes().any(|b| b.is_ascii_digit())
+                && tok.bytes().any(|b| b.is_ascii_alphabetic())
+            {
+                return "<hex>".into();
+            }
+            // `IPv4`, `tunl0`, `v1`: a word with one trailing digit is a name, not a count.
+            let b = tok.as_bytes();
+            if b.len() >= 2
+                && b[b.len() - 1].is_ascii_digit()
+                && b[..b.len() - 1].iter().all(u8::is_ascii_alphabetic)
+            {
+                return tok.to_string();
+            }
+            // Numbers, also dotted (`1.5s`, `v3.30.2`), become one placeholder each.
+            let mut out = String::with_capacity(tok.len());
+            let cs: Vec<char> = tok.chars().collect();
+            let mut i = 0;
+            while i < cs.len() {
+                if cs[i].is_ascii_digit() {
+                    while i < cs.len()
+                        && (cs[i].is_ascii_digit()
+                            || (cs[i] == '.' && cs.get(i + 1).is_some_and(|c| c.is_ascii_digit())))
+                    {
+                        i += 1;
+                    }
+                    out.push_str("<n>");
+                } else {
+                    out.push(cs[i]);
+                    i += 1;
+                }
+            }
+            out
+        }
+        fn old_is_ip_like(tok: &str) -> bool {
+            let t = tok.trim_start_matches('[');
+            let bare = t.split_once(']').map_or(t, |(a, _)| a);
+            if crate::model::endpoints::parse_net(bare).is_some() {
+                // `1`, `22` and the like parse as nothing; only real addresses get here, but a
+                // lone IPv6-looking word such as `::` is rare enough to accept.
+                return bare.contains('.') || bare.contains(':');
+            }
+            if let Some((a, p)) = bare.rsplit_once(':') {
+                return p.bytes().all(|b| b.is_ascii_digit())
+                    && !p.is_empty()
+                    && a.parse::<std::net::Ipv4Addr>().is_ok();
+            }
+            false
+        }
+    }
+
+    fn agrees(message: &str) {
+        assert_eq!(
+            signature(message),
+            reference::signature(message),
+            "message {message:?}"
+        );
+    }
+
+    #[test]
+    fn the_byte_scanner_agrees_with_the_char_scanner_on_tricky_messages() {
+        for m in [
+            "",
+            "   ",
+            "Failed to execute ip(6)tables-restore command",
+            "Bad return code from 'ipset restore'. err=exit status 1",
+            "Can't 'do' it, `quoted' and `back` done",
+            "it's \"x\"y \"z\" 10.0.0.1:8080 [fd00::1]:53 10.0.0.0/8. cali-fw-cali1234abcd567",
+            "cali40s:abcDEF_123 cali60all-ipam-pools cali0123456789a 0x1F 0X1f deadbeef01",
+            "v3.30.2 1.5s tunl0 IPv4 x1y2 123e4567-e89b-12d3-a456-426614174000 a-b-c-d-e",
+            "élan 'ünï' café:1 10.0.0.1; (6) a(6) a(6)b ('x') end.",
+            "trailing quote ' and \" and ` unclosed",
+            "tab\there\x0bvt\x0cff  and  spaces\r",
+            "line one\nline two 10.0.0.1",
+            "::1 :: 1:2 [1.2.3.4] 1.2.3.4:x 300.1.1.1 1.2.3",
+        ] {
+            agrees(m);
+        }
+    }
+
+    #[test]
+    fn the_byte_scanner_agrees_with_the_char_scanner_on_corpus_logs() {
+        let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
+        if !corpus.exists() {
+            eprintln!("skipped: shared corpus not present");
+            return;
+        }
+        let mut seen = 0;
+        for e in walkdir::WalkDir::new(&corpus).into_iter().flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            if !e.file_type().is_file() || !(name.contains("felix") || name.contains("calico-node"))
+            {
+                continue;
+            }
+            let Ok(text) = std::fs::read_to_string(e.path()) else {
+                continue;
+            };
+            for line in text.lines() {
+                agrees(line);
+                seen += 1;
+            }
+        }
+        assert!(seen > 100, "only {seen} corpus log lines found");
+    }
+
+    #[test]
+    fn case_blind_search_agrees_with_lowering_the_text() {
+        for (hay, needle) in [
+            ("Failed to X", "fail"),
+            ("FAIL", "fail"),
+            ("fai", "fail"),
+            ("xxFaIlxx", "fail"),
+            ("ffail", "fail"),
+            ("", "fail"),
+            ("abc", ""),
+            ("Marking for RESYNC", "resync"),
+            ("é Will Retry", "will retry"),
+        ] {
+            assert_eq!(
+                contains_ignore_case(hay, needle),
+                hay.to_ascii_lowercase().contains(needle),
+                "{hay:?} {needle:?}"
+            );
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_byte_scanner_agrees_with_the_char_scanner_on_any_text(
+            parts in proptest::collection::vec(proptest::sample::select(vec![
+                "a", "Z", "7", "0", " ", "\t", "'", "\"", "`", "(", ")", "[", "]", ".", ",",
+                ":", ";", "/", "-", "+", "_", "x", "0x", "cali-", "cali40s:", "cali1234567890a",
+                "10.0.0.1", "fd00::", "é", "…", "\n", "ip(6)t", "1.5", "v3", "ab12cd34ef",
+            ]), 0..24)
+        ) {
+            agrees(&parts.concat());
+        }
+    }
 
     fn rec(line: &str) -> Record {
         let log = felix_log::parse(line);
