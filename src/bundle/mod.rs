@@ -164,6 +164,7 @@ impl Bundle {
         let gate = Gate::new(limits.max_in_flight_bytes);
         let results = Mutex::new(Vec::new());
         let chunk_results = Mutex::new(Vec::new());
+        let buffers = ChunkBuffers::default();
         let (manifest, notes, chunked) = rayon::in_place_scope(|scope| {
             let mut sink = Sink {
                 limits,
@@ -175,6 +176,7 @@ impl Bundle {
                 gate: &gate,
                 results: &results,
                 chunk_results: &chunk_results,
+                buffers: &buffers,
                 chunked: Vec::new(),
             };
             if meta.is_dir() {
@@ -195,16 +197,25 @@ impl Bundle {
             Ok::<_, OpenError>((sink.manifest, sink.notes, sink.chunked))
         })?;
         let mut parsed = results.into_inner().unwrap_or_else(|p| p.into_inner());
+        drop(buffers);
         let mut chunks: Vec<Vec<(usize, Parsed)>> = chunked.iter().map(|_| Vec::new()).collect();
-        for (id, idx, p) in chunk_results
+        let mut invalid_utf8 = vec![false; chunked.len()];
+        for (id, idx, p, invalid) in chunk_results
             .into_inner()
             .unwrap_or_else(|p| p.into_inner())
         {
             if let Some(v) = chunks.get_mut(id) {
                 v.push((idx, p));
+                invalid_utf8[id] |= invalid;
             }
         }
-        for (entry, parts) in chunked.into_iter().zip(chunks) {
+        for ((mut entry, parts), invalid) in chunked.into_iter().zip(chunks).zip(invalid_utf8) {
+            if invalid {
+                entry.notes.push(ParseError::new(
+                    0,
+                    "not valid UTF-8; invalid bytes replaced",
+                ));
+            }
             parsed.push((
                 entry.path.clone(),
                 Artifact {
@@ -256,7 +267,9 @@ struct Sink<'s, 'scope> {
     scope: &'s rayon::Scope<'scope>,
     gate: &'scope Gate,
     results: &'scope Mutex<Vec<(String, Artifact)>>,
-    chunk_results: &'scope Mutex<Vec<(usize, usize, Parsed)>>,
+    /// Per chunk: entry id, chunk index, what it parsed to, whether it held invalid UTF-8.
+    chunk_results: &'scope Mutex<Vec<(usize, usize, Parsed, bool)>>,
+    buffers: &'scope ChunkBuffers,
     chunked: Vec<ChunkedEntry>,
 }
 
@@ -369,22 +382,26 @@ impl<'s, 'scope> Sink<'s, 'scope> {
         reader: &mut dyn Read,
     ) {
         let id = self.chunked.len();
-        let mut buf = head;
+        // Chunks are read into recycled buffers (see `ChunkBuffers`): `filled` bytes of
+        // `buf` hold data, and what follows the last newline moves to the next buffer.
+        let buf_size = (self.limits.chunk_bytes as usize).max(head.len()).max(1);
+        let mut buf = self.buffers.take(buf_size);
+        buf[..head.len()].copy_from_slice(&head);
+        let mut filled = head.len();
+        drop(head);
         let mut line = 1usize;
         let mut index = 0usize;
         let mut read = 0u64;
         let mut eof = false;
         let mut read_error = None;
-        let mut invalid_utf8 = false;
-        while !eof || !buf.is_empty() {
-            // Fill to a chunk, then extend to the end of a line.
-            // Fill to a chunk (read_to_end grows the buffer without zeroing it first).
-            if !eof && (buf.len() as u64) < self.limits.chunk_bytes {
-                let want = self.limits.chunk_bytes - buf.len() as u64;
-                buf.reserve(want as usize);
-                match (&mut *reader).take(want).read_to_end(&mut buf) {
-                    Ok(n) if (n as u64) < want => eof = true,
-                    Ok(_) => {}
+        while !eof || filled > 0 {
+            // Fill to a chunk, then cut after its last newline.
+            let want = (self.limits.chunk_bytes as usize).max(filled);
+            while !eof && filled < want {
+                match reader.read(&mut buf[filled..want]) {
+                    Ok(0) => eof = true,
+                    Ok(n) => filled += n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) => {
                         read_error = Some(e.to_string());
                         eof = true;
@@ -392,43 +409,47 @@ impl<'s, 'scope> Sink<'s, 'scope> {
                 }
             }
             let cut = if eof {
-                buf.len()
+                filled
             } else {
-                match memchr::memrchr(b'\n', &buf) {
+                match memchr::memrchr(b'\n', &buf[..filled]) {
                     Some(i) => i + 1,
-                    None => buf.len(),
+                    None => filled,
                 }
             };
             if cut == 0 {
                 break;
             }
-            let rest = buf.split_off(cut);
-            let chunk = std::mem::replace(&mut buf, rest);
-            read += chunk.len() as u64;
-            let lines = memchr::memchr_iter(b'\n', &chunk).count();
-            let held = self.gate.hold(chunk.len() as u64);
-            let text = match String::from_utf8(chunk) {
-                Ok(t) => t,
-                Err(e) => {
-                    invalid_utf8 = true;
-                    String::from_utf8_lossy(e.as_bytes()).into_owned()
-                }
-            };
+            let mut next = self.buffers.take(buf_size);
+            let rest = filled - cut;
+            next[..rest].copy_from_slice(&buf[cut..filled]);
+            filled = rest;
+            let chunk = std::mem::replace(&mut buf, next);
+            read += cut as u64;
+            let lines = memchr::memchr_iter(b'\n', &chunk[..cut]).count();
+            let held = self.gate.hold(cut as u64);
             let first_line = line;
             let chunk_results = self.chunk_results;
+            let buffers = self.buffers;
             let idx = index;
             self.run(move || {
-                let parsed = parse_chunk(kind, &text, first_line);
-                drop(text);
+                let (parsed, invalid) = match std::str::from_utf8(&chunk[..cut]) {
+                    Ok(text) => (parse_chunk(kind, text, first_line), false),
+                    Err(_) => {
+                        let text = String::from_utf8_lossy(&chunk[..cut]);
+                        (parse_chunk(kind, &text, first_line), true)
+                    }
+                };
+                buffers.put(chunk);
                 drop(held);
                 chunk_results
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .push((id, idx, parsed));
+                    .push((id, idx, parsed, invalid));
             });
             line += lines;
             index += 1;
         }
+        self.buffers.put(buf);
         self.total += read;
         let bytes = size.unwrap_or(read);
         let mut notes = Vec::new();
@@ -440,12 +461,6 @@ impl<'s, 'scope> Sink<'s, 'scope> {
             notes.push(ParseError::new(
                 0,
                 format!("only the first {read} of {bytes} bytes were read"),
-            ));
-        }
-        if invalid_utf8 {
-            notes.push(ParseError::new(
-                0,
-                "not valid UTF-8; invalid bytes replaced",
             ));
         }
         self.chunked.push(ChunkedEntry {
@@ -463,6 +478,32 @@ impl<'s, 'scope> Sink<'s, 'scope> {
             job();
         } else {
             self.scope.spawn(move |_| job());
+        }
+    }
+}
+
+/// Buffers that parsed chunks hand back for the next chunk. A fresh 16 MiB buffer costs page
+/// faults, and `read_to_end` zeroes the spare room of every buffer it fills; a recycled,
+/// already initialised buffer costs neither. Holds at most a few: the gate bounds how many
+/// chunks are out at once.
+#[derive(Default)]
+struct ChunkBuffers(Mutex<Vec<Vec<u8>>>);
+
+impl ChunkBuffers {
+    const KEPT: usize = 4;
+
+    /// A buffer of `size` initialised bytes.
+    fn take(&self, size: usize) -> Vec<u8> {
+        let recycled = self.0.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let mut buf = recycled.unwrap_or_default();
+        buf.resize(size, 0);
+        buf
+    }
+
+    fn put(&self, buf: Vec<u8>) {
+        let mut kept = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if kept.len() < Self::KEPT {
+            kept.push(buf);
         }
     }
 }
