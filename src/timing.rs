@@ -16,10 +16,31 @@ pub fn phase<T>(name: &str, f: impl FnOnce() -> T) -> T {
     if !enabled() {
         return f();
     }
-    let start = Instant::now();
+    let (start, cpu_start) = (Instant::now(), process_cpu());
     let out = f();
-    eprintln!("timing: {name} {:.3}s", start.elapsed().as_secs_f64());
+    let wall = start.elapsed().as_secs_f64();
+    match (cpu_start, process_cpu()) {
+        // CPU time of all threads next to wall time shows how parallel a phase ran.
+        (Some(a), Some(b)) => eprintln!(
+            "timing: {name} {wall:.3}s (CPU {:.2}s)",
+            b.saturating_sub(a).as_secs_f64()
+        ),
+        _ => eprintln!("timing: {name} {wall:.3}s"),
+    }
     out
+}
+
+/// User and system CPU time of the whole process so far, in clock ticks of 10 ms (Linux:
+/// `/proc/self/stat`).
+fn process_cpu() -> Option<Duration> {
+    let text = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces, so cut at its closing paren):
+    // utime and stime are the 12th and 13th.
+    let rest = &text[text.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(Duration::from_millis((utime + stime) * 10))
 }
 
 /// Time spent in `f` added to the running total of `name` (work done on several threads,
