@@ -96,8 +96,9 @@ impl Report {
     pub fn attach_evidence_context<'t>(
         &mut self,
         radius: usize,
-        line_of: impl Fn(&str, usize) -> Option<&'t str>,
+        line_of: impl Fn(&str, usize) -> Option<&'t str> + Sync,
     ) {
+        use rayon::prelude::*;
         let wanted: BTreeSet<(&str, usize)> = self
             .findings
             .iter()
@@ -105,24 +106,26 @@ impl Report {
             .filter(|e| e.line > 0)
             .map(|e| (e.path.as_str(), e.line))
             .collect();
-        let mut out = Vec::new();
-        for (path, line) in wanted {
-            let first = line.saturating_sub(radius).max(1);
-            let context: Vec<ContextLine> = (first..=line.saturating_add(radius))
-                .map_while(|n| line_of(path, n).map(|l| (n, l)))
-                .map(|(n, l)| ContextLine {
-                    line: n,
-                    text: truncate_chars(l, CONTEXT_LINE_MAX),
-                })
-                .collect();
-            if !context.is_empty() {
-                out.push(EvidenceContext {
+        let wanted: Vec<(&str, usize)> = wanted.into_iter().collect();
+        // Lines of big texts come out of compressed blocks: look them up in parallel.
+        let out: Vec<EvidenceContext> = wanted
+            .par_iter()
+            .filter_map(|&(path, line)| {
+                let first = line.saturating_sub(radius).max(1);
+                let context: Vec<ContextLine> = (first..=line.saturating_add(radius))
+                    .map_while(|n| line_of(path, n).map(|l| (n, l)))
+                    .map(|(n, l)| ContextLine {
+                        line: n,
+                        text: truncate_chars(l, CONTEXT_LINE_MAX),
+                    })
+                    .collect();
+                (!context.is_empty()).then(|| EvidenceContext {
                     path: path.to_string(),
                     line,
                     context,
-                });
-            }
-        }
+                })
+            })
+            .collect();
         self.evidence_context = out;
     }
 }
@@ -350,17 +353,29 @@ pub fn render_json(report: &Report) -> String {
 pub fn write_json(report: &Report, w: &mut dyn std::io::Write) -> std::io::Result<()> {
     use std::io::Write;
     let anchors = view::anchors(&report.findings);
+    let findings: Vec<JsonFinding> = report
+        .findings
+        .iter()
+        .zip(&anchors)
+        .map(|(finding, anchor)| JsonFinding { finding, anchor })
+        .collect();
+    // The three big lists are rendered in parallel, and spliced into the rest, which is
+    // rendered with them empty: the bytes are those of rendering it all in one go.
+    let (findings, (nodes_detail, evidence_context)) = rayon::join(
+        || pretty_list(&findings),
+        || {
+            rayon::join(
+                || pretty_list(&report.nodes_detail),
+                || pretty_list(&report.evidence_context),
+            )
+        },
+    );
     let json = JsonReport {
         schema_version: report.schema_version,
         tool: &report.tool,
         bundle: &report.bundle,
         artifacts: &report.artifacts,
-        findings: report
-            .findings
-            .iter()
-            .zip(&anchors)
-            .map(|(finding, anchor)| JsonFinding { finding, anchor })
-            .collect(),
+        findings: Vec::new(),
         summary: &report.summary,
         steps: view::step_counts(report)
             .into_iter()
@@ -374,15 +389,70 @@ pub fn write_json(report: &Report, w: &mut dyn std::io::Write) -> std::io::Resul
             })
             .collect(),
         steps_not_checked: &report.steps_not_checked,
-        nodes_detail: &report.nodes_detail,
-        evidence_context: &report.evidence_context,
+        nodes_detail: &[],
+        evidence_context: &[],
         traces: &report.traces,
         kernel_traces: &report.kernel_traces,
     };
+    let head = serde_json::to_string_pretty(&json).map_err(std::io::Error::other)?;
     let mut w = std::io::BufWriter::with_capacity(1 << 16, w);
-    serde_json::to_writer_pretty(&mut w, &json).map_err(std::io::Error::other)?;
+    let mut rest = head.as_str();
+    for (key, list) in [
+        ("findings", findings?),
+        ("nodes_detail", nodes_detail?),
+        ("evidence_context", evidence_context?),
+    ] {
+        // Top-level keys are the only lines indented by two spaces (strings hold no raw
+        // newlines), and each list was rendered as `[]`.
+        let marker = format!("\n  \"{key}\": []");
+        let Some(at) = rest.find(&marker) else {
+            return Err(std::io::Error::other(format!(
+                "{key} missing from the report"
+            )));
+        };
+        let open = at + marker.len() - 2;
+        w.write_all(&rest.as_bytes()[..open])?;
+        w.write_all(list.as_bytes())?;
+        rest = &rest[open + 2..];
+    }
+    w.write_all(rest.as_bytes())?;
     w.write_all(b"\n")?;
     w.flush()
+}
+
+/// A top-level list of the JSON report as the pretty printer writes it at that depth:
+/// `[]`, or `[`, each item on a new line indented by four spaces (its inner lines too), and
+/// `]` indented by two.
+fn pretty_list<T: Serialize + Sync>(items: &[T]) -> serde_json::Result<String> {
+    use rayon::prelude::*;
+    if items.is_empty() {
+        return Ok("[]".to_string());
+    }
+    let parts: Vec<String> = items
+        .par_chunks(64)
+        .map(|chunk| {
+            let mut part = String::new();
+            for item in chunk {
+                let text = serde_json::to_string_pretty(item)?;
+                part.push_str(",\n    ");
+                for (i, line) in text.split('\n').enumerate() {
+                    if i > 0 {
+                        part.push_str("\n    ");
+                    }
+                    part.push_str(line);
+                }
+            }
+            Ok(part)
+        })
+        .collect::<serde_json::Result<_>>()?;
+    let mut out = String::with_capacity(parts.iter().map(String::len).sum::<usize>() + 8);
+    out.push('[');
+    for (i, part) in parts.iter().enumerate() {
+        // Every item was written after `,`: the first one is not.
+        out.push_str(if i == 0 { &part[1..] } else { part });
+    }
+    out.push_str("\n  ]");
+    Ok(out)
 }
 
 #[derive(Serialize)]
