@@ -51,17 +51,24 @@ from scratch.
 };
 
 fn run(m: &Model<'_>, out: &mut Vec<Finding>) {
-    for fl in logsig::felix_logs(m) {
-        let mut by_kind: BTreeMap<UpdateKind, Vec<&Record>> = BTreeMap::new();
-        for r in &fl.log.records {
-            if let Some(k) = logsig::update_failure(r) {
-                by_kind.entry(k).or_default().push(r);
+    use rayon::prelude::*;
+    // Logs are independent: read them on the pool, keep log order.
+    let per_log: Vec<Vec<Finding>> = logsig::felix_logs(m)
+        .par_iter()
+        .map(|fl| {
+            let mut by_kind: BTreeMap<UpdateKind, Vec<&Record>> = BTreeMap::new();
+            for r in &fl.log.records {
+                if let Some(k) = logsig::update_failure(r) {
+                    by_kind.entry(k).or_default().push(r);
+                }
             }
-        }
-        for (kind, recs) in by_kind {
-            out.push(finding(m, &fl, kind, &recs));
-        }
-    }
+            by_kind
+                .into_iter()
+                .map(|(kind, recs)| finding(m, fl, kind, &recs))
+                .collect()
+        })
+        .collect();
+    out.extend(per_log.into_iter().flatten());
 }
 
 fn finding(m: &Model<'_>, fl: &FelixLog<'_>, kind: UpdateKind, recs: &[&Record]) -> Finding {

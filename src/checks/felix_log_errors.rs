@@ -46,7 +46,21 @@ restart (see CAL072).
 const LISTED: usize = 30;
 
 fn run(m: &Model<'_>, out: &mut Vec<Finding>) {
-    for fl in logsig::felix_logs(m) {
+    use rayon::prelude::*;
+    // Logs are independent: group them on the pool, keep log order.
+    let per_log: Vec<Vec<Finding>> = logsig::felix_logs(m)
+        .par_iter()
+        .map(|fl| {
+            let mut out = Vec::new();
+            log_findings(m, fl, &mut out);
+            out
+        })
+        .collect();
+    out.extend(per_log.into_iter().flatten());
+}
+
+fn log_findings(m: &Model<'_>, fl: &FelixLog<'_>, out: &mut Vec<Finding>) {
+    {
         let records = &fl.log.records;
         // Felix's `Retrying...` right after a failed update belongs to that failure (CAL071).
         let recs = records.iter().enumerate().filter(|(i, r)| {
@@ -68,10 +82,10 @@ fn run(m: &Model<'_>, out: &mut Vec<Finding>) {
             ))
         });
         for g in groups.iter().take(LISTED) {
-            out.push(finding(m, &fl, g));
+            out.push(finding(m, fl, g));
         }
         if groups.len() > LISTED {
-            out.push(rest(m, &fl, &groups[LISTED..]));
+            out.push(rest(m, fl, &groups[LISTED..]));
         }
     }
 }

@@ -49,11 +49,19 @@ calico-node readiness); a resync loop follows a failure that keeps repeating (se
 pub const LOOP_MIN: usize = 5;
 
 fn run(m: &Model<'_>, out: &mut Vec<Finding>) {
-    for fl in logsig::felix_logs(m) {
-        not_in_sync(m, &fl, out);
-        restarts(m, &fl, out);
-        resync_loops(m, &fl, out);
-    }
+    use rayon::prelude::*;
+    // Logs are independent: read them on the pool, keep log order.
+    let per_log: Vec<Vec<Finding>> = logsig::felix_logs(m)
+        .par_iter()
+        .map(|fl| {
+            let mut out = Vec::new();
+            not_in_sync(m, fl, &mut out);
+            restarts(m, fl, &mut out);
+            resync_loops(m, fl, &mut out);
+            out
+        })
+        .collect();
+    out.extend(per_log.into_iter().flatten());
 }
 
 fn base(fl: &FelixLog<'_>, title: String, message: String) -> Finding {

@@ -40,13 +40,11 @@ fn run(m: &Model<'_>, out: &mut Vec<Finding>) {
     if m.endpoints.is_empty() {
         return;
     }
-    let flat: Vec<(String, BTreeMap<String, String>)> = m
-        .endpoints
-        .iter()
-        .map(|e| (e.key.clone(), e.labels.flatten()))
-        .collect();
-    let candidates: Vec<(String, &BTreeMap<String, String>)> =
-        flat.iter().map(|(k, l)| (k.clone(), l)).collect();
+    // Every endpoint's labels, for near misses: built when the first rule matches nothing.
+    let flat: std::cell::OnceCell<Vec<(String, BTreeMap<String, String>)>> =
+        std::cell::OnceCell::new();
+    let candidates: std::cell::OnceCell<Vec<(String, &BTreeMap<String, String>)>> =
+        std::cell::OnceCell::new();
     for p in m.policies.iter().filter(|p| p.enforced()) {
         for r in &p.rules {
             for (side_name, side) in [("source", &r.src), ("destination", &r.dst)] {
@@ -60,6 +58,17 @@ fn run(m: &Model<'_>, out: &mut Vec<Finding>) {
                     continue;
                 }
                 let written = side.selector.clone().unwrap_or_default();
+                let candidates = candidates.get_or_init(|| {
+                    flat.get_or_init(|| {
+                        m.endpoints
+                            .iter()
+                            .map(|e| (e.key.clone(), e.labels.flatten()))
+                            .collect()
+                    })
+                    .iter()
+                    .map(|(k, l)| (k.clone(), l))
+                    .collect()
+                });
                 let mut misses = Selector::parse(&written)
                     .ok()
                     .filter(|_| !written.is_empty())
@@ -76,7 +85,7 @@ fn run(m: &Model<'_>, out: &mut Vec<Finding>) {
                     })
                     .unwrap_or_default();
                 if misses.is_empty() {
-                    misses = lint::near_misses(sel, &candidates);
+                    misses = lint::near_misses(sel, candidates);
                 }
                 let dir = format!("{:?}", r.direction).to_lowercase();
                 let mut msg = format!(
