@@ -102,16 +102,7 @@ pub struct DumpedMembers<'b> {
 impl<'b> DumpedMembers<'b> {
     /// Over a set's members in dump order.
     pub fn new(members: &'b [ipset::Member]) -> DumpedMembers<'b> {
-        let n = u32::try_from(members.len()).unwrap_or(u32::MAX);
-        let mut order: Vec<u32> = (0..n).collect();
-        // Last occurrence wins: later positions first among equals, then dedup keeps it.
-        order.sort_unstable_by(|&a, &b| {
-            members[a as usize]
-                .key
-                .cmp(&members[b as usize].key)
-                .then(b.cmp(&a))
-        });
-        order.dedup_by(|b, a| members[*a as usize].key == members[*b as usize].key);
+        let mut order = v4_net_order(members).unwrap_or_else(|| keyed_order(members));
         order.shrink_to_fit();
         DumpedMembers { members, order }
     }
@@ -138,6 +129,106 @@ impl<'b> DumpedMembers<'b> {
         self.order
             .binary_search_by(|&k| self.members[k as usize].key.cmp(m))
             .is_ok()
+    }
+}
+
+/// Bits of a packed key that hold a member's position (reversed).
+const POS_BITS: u32 = 26;
+const POS_MASK: u64 = (1 << POS_BITS) - 1;
+
+/// Member order, unique, last occurrence kept, for a set whose members are all IPv4
+/// addresses or networks (nearly every Calico set): each member packed into one integer,
+/// address above prefix above reversed position, so that a plain integer sort gives member
+/// order with later lines first among equals. `None` for any other set, or one too large
+/// for the packing.
+fn v4_net_order(members: &[ipset::Member]) -> Option<Vec<u32>> {
+    if members.len() as u64 > POS_MASK {
+        return None;
+    }
+    let mut keys = Vec::with_capacity(members.len());
+    for (pos, m) in members.iter().enumerate() {
+        let Member::Net {
+            addr: Addr::V4(a),
+            prefix,
+        } = m.key
+        else {
+            return None;
+        };
+        // Six bits of prefix: 0..=32 always fits; anything else is not from a parse.
+        if prefix > 32 {
+            return None;
+        }
+        keys.push(
+            (u64::from(u32::from_be_bytes(a)) << 32)
+                | (u64::from(prefix) << POS_BITS)
+                | (POS_MASK - pos as u64),
+        );
+    }
+    keys.sort_unstable();
+    keys.dedup_by_key(|k| *k >> POS_BITS);
+    Some(
+        keys.iter()
+            .map(|k| (POS_MASK - (k & POS_MASK)) as u32)
+            .collect(),
+    )
+}
+
+/// Member order, unique, last occurrence kept, for any set: sorted on a key computed once
+/// per member that never orders two members against their own order ([`sort_key`]), the
+/// members themselves compared only where keys tie.
+fn keyed_order(members: &[ipset::Member]) -> Vec<u32> {
+    let n = u32::try_from(members.len()).unwrap_or(u32::MAX);
+    let mut keyed: Vec<(u64, u32)> = (0..n)
+        .map(|i| (sort_key(&members[i as usize].key), i))
+        .collect();
+    let elem = |k: u32| &members[k as usize].key;
+    // Last occurrence wins: later positions first among equals, then dedup keeps it.
+    keyed.sort_unstable_by(|a, b| {
+        a.0.cmp(&b.0)
+            .then_with(|| elem(a.1).cmp(elem(b.1)))
+            .then(b.1.cmp(&a.1))
+    });
+    keyed.dedup_by(|b, a| a.0 == b.0 && elem(a.1) == elem(b.1));
+    keyed.into_iter().map(|(_, i)| i).collect()
+}
+
+/// A key that never contradicts member order (`a < b` implies `key(a) <= key(b)`), and tells
+/// most members apart: the kind in the top two bits (networks, then `ip,port` elements, then
+/// texts), then IPv4 before IPv6, then the address, prefix or protocol and port where they
+/// fit, the leading 61 bits of an IPv6 address, or the first 7 bytes of a text.
+fn sort_key(m: &Member) -> u64 {
+    const NET: u64 = 0;
+    const PORT: u64 = 1 << 62;
+    const TEXT: u64 = 2 << 62;
+    const V6: u64 = 1 << 61;
+    let v6_head = |a: &[u8; 16]| (u128::from_be_bytes(*a) >> 67) as u64;
+    match m {
+        Member::Net {
+            addr: Addr::V4(a),
+            prefix,
+        } => NET | (u64::from(u32::from_be_bytes(*a)) << 8) | u64::from(*prefix),
+        Member::Net {
+            addr: Addr::V6(a), ..
+        } => NET | V6 | v6_head(a),
+        Member::Port {
+            addr: Addr::V4(a),
+            proto,
+            port,
+        } => {
+            PORT | (u64::from(u32::from_be_bytes(*a)) << 24)
+                | (u64::from(*proto) << 16)
+                | u64::from(*port)
+        }
+        Member::Port {
+            addr: Addr::V6(a), ..
+        } => PORT | V6 | v6_head(a),
+        Member::Text(t) => {
+            let mut head = [0u8; 8];
+            for (d, s) in head[1..].iter_mut().zip(t.as_bytes()) {
+                *d = *s;
+            }
+            TEXT | u64::from_be_bytes(head)
+        }
     }
 }
 
@@ -313,5 +404,161 @@ mod tests {
     #[test]
     fn a_member_is_no_bigger_than_three_words() {
         assert!(std::mem::size_of::<Member>() <= 24);
+    }
+
+    /// The order members had before addresses compared as integers: the derived one, the
+    /// variant first, then the fields in turn, addresses as byte strings.
+    fn old_cmp(a: &Member, b: &Member) -> std::cmp::Ordering {
+        fn addr(a: &Addr) -> (u8, &[u8]) {
+            match a {
+                Addr::V4(o) => (0, o),
+                Addr::V6(o) => (1, o),
+            }
+        }
+        match (a, b) {
+            (Member::Net { addr: x, prefix: p }, Member::Net { addr: y, prefix: q }) => {
+                addr(x).cmp(&addr(y)).then(p.cmp(q))
+            }
+            (
+                Member::Port {
+                    addr: x,
+                    proto: p,
+                    port: o,
+                },
+                Member::Port {
+                    addr: y,
+                    proto: q,
+                    port: r,
+                },
+            ) => addr(x).cmp(&addr(y)).then(p.cmp(q)).then(o.cmp(r)),
+            (Member::Text(x), Member::Text(y)) => x.cmp(y),
+            _ => {
+                let kind = |m: &Member| match m {
+                    Member::Net { .. } => 0,
+                    Member::Port { .. } => 1,
+                    Member::Text(_) => 2,
+                };
+                kind(a).cmp(&kind(b))
+            }
+        }
+    }
+
+    /// `DumpedMembers::new` as it was: positions sorted by the old order, later lines first
+    /// among equals, duplicates dropped.
+    fn old_order(members: &[ipset::Member]) -> Vec<(String, usize)> {
+        let mut order: Vec<usize> = (0..members.len()).collect();
+        order.sort_by(|&a, &b| old_cmp(&members[a].key, &members[b].key).then(b.cmp(&a)));
+        order.dedup_by(|b, a| members[*a].key == members[*b].key);
+        order
+            .into_iter()
+            .map(|k| (members[k].key.to_string(), members[k].line as usize))
+            .collect()
+    }
+
+    /// Member texts of every kind, few enough distinct ones that duplicates are common.
+    fn member_text() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        prop_oneof![
+            4 => (0..4u8, 0..4u8, prop_oneof![Just(32u8), 0..33u8])
+                .prop_map(|(a, b, p)| format!("10.{a}.0.{b}/{p}")),
+            2 => (any::<u8>(), any::<u8>()).prop_map(|(a, b)| format!("{a}.0.0.{b}")),
+            1 => (0..3u16, prop_oneof![Just(128u8), 0..129u8])
+                .prop_map(|(a, p)| format!("fd00::{a:x}/{p}")),
+            1 => (0..3u16).prop_map(|a| format!("{a:x}::1")),
+            1 => (0..3u8, "tcp|udp|sctp|weird", 0..3u16)
+                .prop_map(|(a, pr, po)| format!("10.0.0.{a},{pr}:{po}")),
+            1 => (0..3u16, "tcp|udp").prop_map(|(a, pr)| format!("fd00::{a},{pr}:53")),
+            1 => "[a-c]{0,9}",
+            1 => Just("cali40s:abcdefgh".to_string()),
+            1 => Just("cali40s:abcdefgi".to_string()),
+        ]
+    }
+
+    fn parsed(texts: &[String], v4_only: bool) -> Vec<ipset::Member> {
+        texts
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| {
+                !v4_only
+                    || matches!(
+                        Member::parse(t),
+                        Member::Net {
+                            addr: Addr::V4(_),
+                            ..
+                        }
+                    )
+            })
+            .map(|(i, t)| ipset::Member::new(t, i + 1, Vec::new()))
+            .collect()
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 500, ..Default::default() })]
+
+        #[test]
+        fn dumped_members_order_as_sorting_by_the_old_comparison_did(
+            texts in proptest::collection::vec(member_text(), 0..120)
+        ) {
+            for v4_only in [true, false] {
+                let members = parsed(&texts, v4_only);
+                let d = DumpedMembers::new(&members);
+                let got: Vec<(String, usize)> =
+                    d.iter().map(|(m, line)| (m.to_string(), line)).collect();
+                proptest::prop_assert_eq!(got, old_order(&members));
+            }
+        }
+
+        #[test]
+        fn the_sort_key_never_contradicts_member_order(
+            texts in proptest::collection::vec(member_text(), 2..40)
+        ) {
+            let members: Vec<Member> = texts.iter().map(|t| Member::parse(t)).collect();
+            for a in &members {
+                for b in &members {
+                    proptest::prop_assert_eq!(a.cmp(b), old_cmp(a, b));
+                    if a < b {
+                        proptest::prop_assert!(sort_key(a) <= sort_key(b), "{} {}", a, b);
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn diff_finds_what_a_set_comparison_finds(
+            want in proptest::collection::vec(member_text(), 0..60),
+            have in proptest::collection::vec(member_text(), 0..60),
+        ) {
+            let expected = ExpectedMembers::new(
+                want.iter()
+                    .enumerate()
+                    .map(|(i, t)| (Member::parse(t), Source::Endpoint(i as u32)))
+                    .collect(),
+                true,
+            );
+            let members = parsed(&have, false);
+            let dumped = DumpedMembers::new(&members);
+            let Diff { missing, stale } = diff(&expected, &dumped);
+            let dumped_texts: std::collections::BTreeSet<String> =
+                members.iter().map(|m| m.key.to_string()).collect();
+            let expected_texts: std::collections::BTreeSet<String> =
+                want.iter().map(|t| Member::parse(t).to_string()).collect();
+            let mut missing: Vec<String> = missing.iter().map(|e| e.0.to_string()).collect();
+            missing.sort();
+            let want_missing: Vec<String> =
+                expected_texts.difference(&dumped_texts).cloned().collect();
+            proptest::prop_assert_eq!(missing, want_missing);
+            // Stale members with the last line that added them.
+            let mut stale: Vec<(String, usize)> =
+                stale.iter().map(|(m, l)| (m.to_string(), *l)).collect();
+            stale.sort();
+            let want_stale: Vec<(String, usize)> = dumped_texts
+                .difference(&expected_texts)
+                .map(|t| {
+                    let line = members.iter().filter(|m| m.key.to_string() == *t).map(|m| m.line as usize).max().unwrap_or(0);
+                    (t.clone(), line)
+                })
+                .collect();
+            proptest::prop_assert_eq!(stale, want_stale);
+        }
     }
 }

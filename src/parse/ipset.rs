@@ -9,7 +9,14 @@
 //! `create` and `add`, that is the identity.
 //!
 //! This is not Calico: set names (`cali40s:…`) are plain strings here.
+//!
+//! A dump is mostly `add <set> <address>` lines (a million at 20 nodes), so those, and
+//! one-word `ipset list` member lines, take a shortcut: no split into words, the set the
+//! previous line added to remembered, a plain IPv4 address or CIDR read by hand. Anything
+//! else on the line (options, quotes, another form of address) goes the general way; tests
+//! read odd lines both ways and require the same sets, members, lines and errors.
 
+use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::fmt::{self, Write as _};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -87,8 +94,15 @@ struct Extra {
 impl Member {
     /// A member from its element as written and its options.
     pub fn new(value: &str, line: usize, options: Vec<String>) -> Member {
-        let key = Elem::parse(value);
-        let written = (!key.prints_as(value)).then(|| Box::from(value));
+        let (key, as_written) = match parse_v4_plain(value) {
+            Some(plain) => plain,
+            None => {
+                let key = Elem::parse_general(value);
+                let same = key.prints_as(value);
+                (key, same)
+            }
+        };
+        let written = (!as_written).then(|| Box::from(value));
         let extra = (written.is_some() || !options.is_empty())
             .then(|| Box::new(Extra { options, written }));
         Member {
@@ -130,11 +144,32 @@ impl Serialize for Member {
 /// Protocols a `hash:ip,port` element can name, by code.
 const PROTOS: [&str; 6] = ["tcp", "udp", "sctp", "udplite", "icmp", "icmpv6"];
 
-/// An address as 4 or 16 bytes, without `IpAddr`'s 16-byte alignment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// An address as 4 or 16 bytes, without `IpAddr`'s 16-byte alignment. Ordered as the
+/// derived order would (every IPv4 address before every IPv6 one, bytes compared in turn),
+/// but as integers: a derived comparison of byte arrays calls `memcmp`, and sorting and
+/// merging sets of a million members is mostly comparisons.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Addr {
     V4([u8; 4]),
     V6([u8; 16]),
+}
+
+impl Ord for Addr {
+    fn cmp(&self, other: &Addr) -> Ordering {
+        // Big-endian integers compare as their bytes do, first byte first.
+        match (self, other) {
+            (Addr::V4(a), Addr::V4(b)) => u32::from_be_bytes(*a).cmp(&u32::from_be_bytes(*b)),
+            (Addr::V6(a), Addr::V6(b)) => u128::from_be_bytes(*a).cmp(&u128::from_be_bytes(*b)),
+            (Addr::V4(_), Addr::V6(_)) => Ordering::Less,
+            (Addr::V6(_), Addr::V4(_)) => Ordering::Greater,
+        }
+    }
+}
+
+impl PartialOrd for Addr {
+    fn partial_cmp(&self, other: &Addr) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
 }
 
 impl From<IpAddr> for Addr {
@@ -198,7 +233,15 @@ impl Elem {
     /// written, anything else kept as text.
     pub fn parse(s: &str) -> Elem {
         let s = s.trim();
-        // Fast path, most members of a dump: a plain IPv4 address.
+        match parse_v4_plain(s) {
+            Some((e, _)) => e,
+            None => Elem::parse_general(s),
+        }
+    }
+
+    /// [`Elem::parse`] without the plain-IPv4 shortcut: what decides every other text.
+    fn parse_general(s: &str) -> Elem {
+        let s = s.trim();
         if let Ok(a) = s.parse::<Ipv4Addr>() {
             return Elem::Net {
                 addr: Addr::V4(a.octets()),
@@ -254,6 +297,76 @@ fn parse_port(s: &str) -> Option<Elem> {
         port: port.parse().ok()?,
     };
     m.prints_as(s).then_some(m)
+}
+
+/// A plain IPv4 address or CIDR as `ipset save` writes one (`10.0.0.1`, `10.0.0.0/24`: decimal
+/// octets and prefix without leading zeros, nothing else): the element, and whether it
+/// prints back as written (not for `/32`, nor for a CIDR with host bits set). `None` for
+/// any other text, which [`Elem::parse_general`] then reads; on what this accepts it
+/// gives the same element (a test compares the two). Most members of a dump are read
+/// here, by hand, because the standard address parser and the formatting that checks the
+/// text back were most of the parse.
+fn parse_v4_plain(s: &str) -> Option<(Elem, bool)> {
+    let b = s.as_bytes();
+    let mut addr = 0u32;
+    let mut i = 0;
+    for k in 0..4 {
+        if k > 0 {
+            if b.get(i) != Some(&b'.') {
+                return None;
+            }
+            i += 1;
+        }
+        let (octet, next) = plain_decimal(b, i, 3)?;
+        if octet > 255 {
+            return None;
+        }
+        addr = (addr << 8) | octet;
+        i = next;
+    }
+    let (net, prefix) = match b.get(i) {
+        None => (addr, 32),
+        Some(b'/') => {
+            let (prefix, end) = plain_decimal(b, i + 1, 2)?;
+            if end != b.len() || prefix > 32 {
+                return None;
+            }
+            let mask = u32::MAX.checked_shl(32 - prefix).unwrap_or(0);
+            (addr & mask, prefix)
+        }
+        Some(_) => return None,
+    };
+    // A bare address prints as written; `/32` prints without it; a CIDR prints as written
+    // when its host bits are clear.
+    let as_written = match b.get(i) {
+        None => true,
+        Some(_) => prefix < 32 && net == addr,
+    };
+    let elem = Elem::Net {
+        addr: Addr::V4(net.to_be_bytes()),
+        prefix: prefix as u8,
+    };
+    Some((elem, as_written))
+}
+
+/// The decimal number of 1 to `max` digits at `b[start..]` without a leading zero (`0`
+/// itself is fine), and where it ends. A longer run of digits ends at a digit, which the
+/// caller then rejects.
+fn plain_decimal(b: &[u8], start: usize, max: usize) -> Option<(u32, usize)> {
+    let mut v = 0u32;
+    let mut i = start;
+    while i - start < max
+        && let Some(&c) = b.get(i)
+        && c.is_ascii_digit()
+    {
+        v = v * 10 + u32::from(c - b'0');
+        i += 1;
+    }
+    let first = *b.get(start)?;
+    if i == start || (first == b'0' && i - start > 1) {
+        return None;
+    }
+    Some((v, i))
 }
 
 /// A `fmt::Write` that checks the written text against a string without allocating.
@@ -426,11 +539,17 @@ struct Parser {
     format: Option<Format>,
     /// `None` once destroyed; compacted at the end.
     sets: Vec<Option<IpSet>>,
-    index: HashMap<String, usize>,
+    index: HashMap<String, usize, foldhash::fast::RandomState>,
+    /// The set the last `add` went to, by name: `ipset save` writes a set's members
+    /// together, so most `add` lines need no look-up. Cleared whenever `index` changes.
+    last_add: Option<(String, usize)>,
     errors: Vec<ParseError>,
     /// The `ipset list` block being read, and whether its `Members:` line was seen.
     list_current: Option<usize>,
     in_members: bool,
+    /// Read plain lines without splitting them into words, and remember the last set added
+    /// to (off only to test that both ways read the same).
+    fast: bool,
 }
 
 impl Parser {
@@ -453,7 +572,45 @@ impl Parser {
             ..IpSet::default()
         }));
         self.index.insert(name.to_string(), i);
+        self.last_add = None;
         i
+    }
+
+    /// The set an `add` goes to; restore input adds to sets that exist in the kernel but
+    /// not in the text: not an error, the set is just not `declared`.
+    fn add_target(&mut self, name: &str, n: usize) -> usize {
+        if self.fast
+            && let Some((last, i)) = &self.last_add
+            && last == name
+        {
+            return *i;
+        }
+        let i = match self.index.get(name) {
+            Some(&i) => i,
+            None => self.new_set(name, n, false),
+        };
+        match &mut self.last_add {
+            Some((last, li)) => {
+                last.clear();
+                last.push_str(name);
+                *li = i;
+            }
+            None => self.last_add = Some((name.to_string(), i)),
+        }
+        i
+    }
+
+    /// `add <set> <member>` and nothing else, the common line: read without splitting the
+    /// line into words or allocating. `None` for anything else (options, quotes, another
+    /// command), which the general path reads.
+    fn plain_add(&mut self, n: usize, l: &str) -> Option<()> {
+        let (name, value) = split_plain_add(l)?;
+        self.seen(Format::Save);
+        let i = self.add_target(name, n);
+        if let Some(set) = self.sets.get_mut(i).and_then(Option::as_mut) {
+            set.members.push(Member::new(value, n, Vec::new()));
+        }
+        Some(())
     }
 
     fn get_mut(&mut self, name: &str) -> Option<&mut IpSet> {
@@ -533,6 +690,13 @@ impl Parser {
 
     fn list_member(&mut self, n: usize, l: &str) {
         let Some(i) = self.list_current else { return };
+        // Most member lines are one word: no need to split them.
+        if self.fast && !l.contains([' ', '\t', '"']) {
+            if let Some(set) = self.sets.get_mut(i).and_then(Option::as_mut) {
+                set.members.push(Member::new(l, n, Vec::new()));
+            }
+            return;
+        }
         let w = split_words(l);
         let Some((value, options)) = w.split_first() else {
             return;
@@ -545,6 +709,9 @@ impl Parser {
 
     fn restore_line(&mut self, n: usize, l: &str) {
         if l.starts_with('#') {
+            return;
+        }
+        if self.fast && self.plain_add(n, l).is_some() {
             return;
         }
         let w = split_words(l);
@@ -585,12 +752,7 @@ impl Parser {
                     self.err(n, "add needs a set name and a member");
                     return;
                 };
-                // Restore input adds to sets that exist in the kernel but not in the text:
-                // not an error, the set is just not `declared`.
-                let i = match self.index.get(name) {
-                    Some(&i) => i,
-                    None => self.new_set(name, n, false),
-                };
+                let i = self.add_target(name, n);
                 let options = w[3..]
                     .iter()
                     .filter(|o| !matches!(o.as_ref(), "-exist" | "--exist" | "-!"))
@@ -640,6 +802,7 @@ impl Parser {
                         self.index.clear();
                     }
                 }
+                self.last_add = None;
             }
             "swap" | "-W" | "w" | "rename" | "-E" | "e" => {
                 self.seen(Format::Save);
@@ -655,6 +818,7 @@ impl Parser {
     }
 
     fn swap_or_rename(&mut self, a: &str, b: &str, rename: bool) {
+        self.last_add = None;
         let ia = self.index.get(a).copied();
         let ib = self.index.get(b).copied();
         match (ia, ib) {
@@ -676,6 +840,7 @@ impl Parser {
     }
 
     fn rename_slot(&mut self, i: usize, from: &str, to: &str) {
+        self.last_add = None;
         self.index.remove(from);
         self.index.insert(to.to_string(), i);
         if let Some(s) = self.sets[i].as_mut() {
@@ -709,15 +874,53 @@ fn ellipsis(l: &str) -> String {
     }
 }
 
+/// `add`, blanks, a set name, blanks, a member, and nothing more (no quote anywhere): the
+/// set name and the member, split exactly where the general path's word split would. The
+/// line is trimmed, so it ends in the member.
+fn split_plain_add(l: &str) -> Option<(&str, &str)> {
+    let b = l.as_bytes();
+    let blank = |c: u8| c == b' ' || c == b'\t';
+    let word_end = |from: usize| {
+        (from..b.len())
+            .find(|&k| blank(b[k]) || b[k] == b'"')
+            .unwrap_or(b.len())
+    };
+    let blanks_end = |from: usize| (from..b.len()).find(|&k| !blank(b[k])).unwrap_or(b.len());
+    if !b.starts_with(b"add") {
+        return None;
+    }
+    let name_start = blanks_end(3);
+    let name_end = word_end(name_start);
+    let value_start = blanks_end(name_end);
+    let value_end = word_end(value_start);
+    // At least one blank after `add` and after the name, two non-empty words, nothing after.
+    let shaped = name_start > 3
+        && name_end > name_start
+        && value_start > name_end
+        && value_end > value_start
+        && value_end == b.len();
+    if !shaped {
+        return None;
+    }
+    // Cut at ASCII blanks or the ends: char boundaries, so `get` always succeeds.
+    Some((l.get(name_start..name_end)?, l.get(value_start..value_end)?))
+}
+
 /// Parse `ipset list` or `ipset save` / restore text.
 pub fn parse(text: &str) -> Dump {
+    parse_with(text, true)
+}
+
+fn parse_with(text: &str, fast: bool) -> Dump {
     let mut p = Parser {
         format: None,
         sets: Vec::new(),
-        index: HashMap::new(),
+        index: HashMap::default(),
+        last_add: None,
         errors: Vec::new(),
         list_current: None,
         in_members: false,
+        fast,
     };
     for (n, l) in numbered_lines(text, 1) {
         p.line(n, l);
@@ -849,6 +1052,268 @@ mod tests {
             "create x y \"unterminated",
         ] {
             let _ = parse(s);
+        }
+    }
+}
+
+/// The shortcuts (plain `add` lines, one-word `ipset list` members, plain IPv4 elements, the
+/// remembered set, integer address order) against the general path they stand in for.
+#[cfg(test)]
+mod fast_path_tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::path::Path;
+
+    /// Everything a parse gives, as comparable text (the index in name order).
+    fn outcome(d: &Dump) -> String {
+        let mut index: Vec<_> = d.index.iter().collect();
+        index.sort();
+        format!("{:?}\n{:?}\n{:#?}\n{index:?}", d.format, d.errors, d.sets)
+    }
+
+    fn assert_both_paths_agree(text: &str) {
+        let fast = parse_with(text, true);
+        let general = parse_with(text, false);
+        assert_eq!(outcome(&fast), outcome(&general), "{text:?}");
+    }
+
+    /// Odd `add` lines, each after a `create` of the set it names (or not).
+    const ODD_LINES: &[&str] = &[
+        "add s 10.0.0.1",
+        "add s 10.0.0.0/24",
+        "add s 10.0.0.5/24",
+        "add s 10.0.0.1/32",
+        "add s 0.0.0.0/0",
+        "add s 10.0.0.0/0",
+        "add s 255.255.255.255",
+        "add s 010.0.0.1",
+        "add s 10.0.0.01",
+        "add s 10.0.0.0/08",
+        "add s 10.0.0.0/33",
+        "add s 10.0.0.0/",
+        "add s 10.0.0.256",
+        "add s 10.0.0",
+        "add s 10.0.0.1.",
+        "add s 10.0.0.1/24/8",
+        "add s 1000.0.0.1",
+        "add s 10.0.0.1-10.0.0.9",
+        "add s fd00::1",
+        "add s FD00::1",
+        "add s fd00::1:2/64",
+        "add s ::ffff:10.0.0.1",
+        "add s 10.0.0.1 timeout 0",
+        "add s 10.0.0.1 timeout 600",
+        "add s 10.0.0.1 comment \"pod a/b\"",
+        "add s 10.0.0.1 comment \"\"",
+        "add s \"10.0.0.1\"",
+        "add \"s\" 10.0.0.1",
+        "add s 10.0.0.1\"",
+        "add s 10.0.0.1 nomatch",
+        "add s 10.0.0.1 packets 3 bytes 180",
+        "add s 10.0.0.1 -exist",
+        "add s 10.0.0.1 -!",
+        "add s 10.0.0.0/16,tcp:80",
+        "add s 10.244.0.17,tcp:53",
+        "add s 10.244.0.17,udp:053",
+        "add s 10.244.0.17,tcp:53,10.244.0.17",
+        "add s 10.0.0.1   ",
+        "add s 10.0.0.1\t",
+        "add s 10.0.0.1\r",
+        "add s 10.0.0.1\r\n",
+        "add  s\t\t10.0.0.1",
+        "  add s 10.0.0.1",
+        "add s \u{a0}10.0.0.1",
+        "add s 10.0.0.1\u{a0}",
+        "add s 10.0.0.1\u{b}x",
+        "add unknown 10.0.0.1",
+        "add s",
+        "add",
+        "add ",
+        "adds s 10.0.0.1",
+        "addx s 10.0.0.1",
+        "-A s 10.0.0.1",
+        "a s 10.0.0.1",
+        "add s é",
+        "add é 10.0.0.1",
+        "add s 1０.0.0.1",
+        "# add s 10.0.0.1",
+    ];
+
+    #[test]
+    fn odd_add_lines_read_the_same_with_and_without_the_shortcut() {
+        for line in ODD_LINES {
+            for head in [
+                "",
+                "create s hash:net family inet hashsize 1024 maxelem 1048576\n",
+            ] {
+                let text = format!("{head}{line}\nadd s 10.0.0.9\n{line}\n");
+                assert_both_paths_agree(&text);
+                assert_both_paths_agree(&text.replace('\n', "\r\n"));
+            }
+        }
+    }
+
+    #[test]
+    fn the_remembered_set_follows_create_swap_rename_destroy_and_relisting() {
+        for text in [
+            "add a 10.0.0.1\ncreate b hash:ip\nadd b 10.0.0.2\nadd a 10.0.0.3\n",
+            "create t hash:ip\nadd t 10.0.0.1\nswap t s\nadd t 10.0.0.2\nadd s 10.0.0.3\n",
+            "create a hash:ip\ncreate b hash:ip\nadd a 1.1.1.1\nswap a b\nadd a 2.2.2.2\nadd b 3.3.3.3\n",
+            "create t hash:ip\nadd t 10.0.0.1\nrename t s\nadd t 10.0.0.2\nadd s 10.0.0.3\n",
+            "create t hash:ip\nadd t 10.0.0.1\ndestroy t\nadd t 10.0.0.2\n",
+            "create t hash:ip\nadd t 10.0.0.1\ndestroy\nadd t 10.0.0.2\n",
+            "create t hash:ip\nadd t 10.0.0.1\nflush t\nadd t 10.0.0.2\ndel t 10.0.0.2\nadd t 3.3.3.3\n",
+            "Name: s\nType: hash:ip\nMembers:\n10.0.0.1\n\nadd s 10.0.0.2\nName: s\nType: hash:ip\n\
+             Members:\n10.0.0.3\n\nadd s 10.0.0.4\n",
+            "Name: s\nMembers:\n10.0.0.1\nadd s 10.0.0.2\n\nadd s 10.0.0.3\n",
+        ] {
+            assert_both_paths_agree(text);
+        }
+    }
+
+    #[test]
+    fn list_members_read_the_same_with_and_without_the_shortcut() {
+        let mut text = String::from("Name: s\nType: hash:net\nHeader: family inet\nMembers:\n");
+        for line in ODD_LINES {
+            // Member lines are what follows the command word and set name.
+            let member = line.splitn(3, ' ').nth(2).unwrap_or(line);
+            text.push_str(member);
+            text.push('\n');
+            text.push_str(line);
+            text.push('\n');
+        }
+        assert_both_paths_agree(&text);
+        assert_both_paths_agree(&text.replace('\n', "\r\n"));
+    }
+
+    #[test]
+    fn fixtures_and_corpus_read_the_same_with_and_without_the_shortcut() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut dirs = vec![
+            root.join("testdata/artifacts/ipset"),
+            root.join("testdata/ipset"),
+        ];
+        let shared = root.join("../shared/corpus/ipset");
+        if shared.exists() {
+            dirs.push(shared);
+        } else {
+            eprintln!("skipping the shared corpus: ../shared is absent");
+        }
+        let mut read = 0;
+        for dir in dirs {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let Ok(text) = std::fs::read_to_string(e.path()) else {
+                    continue;
+                };
+                assert_both_paths_agree(&text);
+                read += 1;
+            }
+        }
+        assert!(read >= 6, "only {read} files read");
+    }
+
+    /// The element and whether it prints as written, the general way.
+    fn general(s: &str) -> (Elem, bool) {
+        let e = Elem::parse_general(s);
+        let same = e.prints_as(s);
+        (e, same)
+    }
+
+    #[test]
+    fn plain_ipv4_elements_read_as_the_general_parser_reads_them() {
+        for s in [
+            "0.0.0.0",
+            "10.0.0.1",
+            "255.255.255.255",
+            "10.0.0.0/24",
+            "10.0.0.5/24",
+            "10.0.0.1/32",
+            "10.0.0.1/0",
+            "0.0.0.0/0",
+            "128.0.0.0/1",
+            "10.0.0.1/31",
+        ] {
+            assert_eq!(parse_v4_plain(s), Some(general(s)), "{s}");
+        }
+        // Left to the general path.
+        for s in [
+            "",
+            "010.0.0.1",
+            "10.0.0.00",
+            "10.0.0.0/08",
+            "10.0.0.0/33",
+            "10.0.0.0/",
+            "1.2.3",
+            "1.2.3.4.",
+            "1.2.3.256",
+            "1234.1.1.1",
+            " 1.2.3.4",
+            "1.2.3.4 ",
+            "1.2.3.4,tcp:80",
+            "+1.2.3.4",
+            "1.2.3.4/+8",
+            "fd00::1",
+        ] {
+            assert_eq!(parse_v4_plain(s), None, "{s}");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+        #[test]
+        fn any_text_the_ipv4_shortcut_accepts_reads_as_the_general_parser_reads_it(
+            s in "[0-9./+ a]{0,20}|(0|[1-9][0-9]{0,2}|00)(\\.(0|[0-9]{1,3})){3}(/[0-9]{1,2})?"
+        ) {
+            if let Some(fast) = parse_v4_plain(&s) {
+                prop_assert_eq!(fast, general(&s));
+            }
+            prop_assert_eq!(Elem::parse(&s), Elem::parse_general(&s));
+            let m = Member::new(&s, 3, Vec::new());
+            prop_assert_eq!(m.value(), s.as_str());
+        }
+
+        #[test]
+        fn addresses_order_as_their_bytes_do(
+            a in proptest::collection::vec(any::<u8>(), 4..=4),
+            b in proptest::collection::vec(any::<u8>(), 16..=16),
+            c in proptest::collection::vec(any::<u8>(), 4..=4),
+            d in proptest::collection::vec(any::<u8>(), 16..=16),
+        ) {
+            let addr = |v: &[u8]| match v.len() {
+                4 => Addr::V4(v.try_into().unwrap_or_default()),
+                _ => Addr::V6(v.try_into().unwrap_or_default()),
+            };
+            // The derived order: the variant first, then the bytes in turn.
+            let old = |x: &[u8], y: &[u8]| x.len().cmp(&y.len()).then(x.cmp(y));
+            for x in [&a, &b, &c, &d] {
+                for y in [&a, &b, &c, &d] {
+                    prop_assert_eq!(addr(x).cmp(&addr(y)), old(x, y));
+                    prop_assert_eq!(addr(x).partial_cmp(&addr(y)), Some(old(x, y)));
+                }
+            }
+        }
+
+        #[test]
+        fn generated_dumps_read_the_same_with_and_without_the_shortcut(
+            lines in proptest::collection::vec(
+                (0..4usize, 0..3usize, "[0-9]{1,3}\\.[0-9]{1,3}\\.0\\.[0-9]{1,2}(/[0-9]{1,2})?|[ -~]{0,12}"),
+                0..40,
+            )
+        ) {
+            let mut text = String::new();
+            for (cmd, set, member) in lines {
+                let cmd = ["add", "add", "del", "create"][cmd];
+                let set = ["a", "b", "c"][set];
+                let member = if cmd == "create" { "hash:net" } else { member.as_str() };
+                text.push_str(&format!("{cmd} {set} {member}\n"));
+            }
+            let fast = parse_with(&text, true);
+            let general = parse_with(&text, false);
+            prop_assert_eq!(outcome(&fast), outcome(&general));
         }
     }
 }
