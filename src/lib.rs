@@ -66,8 +66,17 @@ pub fn analyze_with(path: &Path, opts: &AnalyzeOptions) -> Result<Analysis, Open
 /// Model and check an opened bundle.
 pub fn analyze_bundle(bundle: Bundle, opts: &AnalyzeOptions) -> Analysis {
     let model = timing::phase("model", || Model::build(&bundle));
-    let findings = timing::phase("checks", || checks::run_all(&model));
-    let nodes_detail = timing::phase("detail", || report::detail::nodes_detail(&model));
+    // The node details and kernel traces read only the model: they fill the pool's gaps
+    // while the checks run.
+    let (findings, (nodes_detail, kernel_traces)) = rayon::join(
+        || timing::phase("checks", || checks::run_all(&model)),
+        || {
+            (
+                timing::phase("detail", || report::detail::nodes_detail(&model)),
+                timing::phase("kernel traces", || trace::kernel::kernel_traces(&model)),
+            )
+        },
+    );
     let mut traces = Vec::new();
     let mut trace_errors = Vec::new();
     for (from, to) in &opts.traces {
@@ -79,7 +88,6 @@ pub fn analyze_bundle(bundle: Bundle, opts: &AnalyzeOptions) -> Analysis {
     timing::phase("traces", || {
         traces.extend(unreplied_traces(&model, &findings))
     });
-    let kernel_traces = timing::phase("kernel traces", || trace::kernel::kernel_traces(&model));
     let steps_not_checked = not_checked(&model);
     let version = model.version.clone();
     let dataplane = model.dataplane;
