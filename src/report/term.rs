@@ -8,7 +8,7 @@ use std::io::IsTerminal;
 use std::path::Path;
 
 use super::Report;
-use super::view::{ReportView, Verdict};
+use super::view::{Counts, Verdict, step_counts};
 use crate::checks::Severity;
 
 /// Findings listed by name under the step table.
@@ -61,10 +61,11 @@ impl Paint {
 
 /// The terminal summary. `report_path` is where the full report was written, if anywhere.
 pub fn terminal_summary(report: &Report, report_path: Option<&Path>, color: bool) -> String {
-    let view = ReportView::build(report);
+    // Counts and a few titles, read straight from the report (the HTML view would copy every
+    // finding with its evidence and docs).
     let p = Paint { on: color };
     let mut out = String::new();
-    let b = &view.bundle;
+    let b = &report.bundle;
 
     let mut facts = vec![clean(&b.layout)];
     facts.push(format!(
@@ -84,8 +85,13 @@ pub fn terminal_summary(report: &Report, report_path: Option<&Path>, color: bool
     let _ = writeln!(out, "  {}", facts.join(", "));
     let _ = writeln!(out);
 
-    let width = view.steps.iter().map(|s| s.title.len()).max().unwrap_or(0);
-    for s in &view.steps {
+    let steps = step_counts(report);
+    let width = steps
+        .iter()
+        .map(|s| s.step.title().len())
+        .max()
+        .unwrap_or(0);
+    for (i, s) in steps.iter().enumerate() {
         let mut detail = Vec::new();
         if s.errors > 0 {
             detail.push(plural(s.errors, "error"));
@@ -96,7 +102,12 @@ pub fn terminal_summary(report: &Report, report_path: Option<&Path>, color: bool
         if s.infos > 0 {
             detail.push(format!("{} info", s.infos));
         }
-        for n in s.not_checked.iter().take(NOT_CHECKED_SHOWN) {
+        let not_checked: Vec<_> = report
+            .steps_not_checked
+            .iter()
+            .filter(|n| n.step == s.step)
+            .collect();
+        for n in not_checked.iter().take(NOT_CHECKED_SHOWN) {
             let on = n.node.as_deref().map(|n| format!(" on {}", clean(n)));
             detail.push(format!(
                 "not checked{}: {}",
@@ -104,17 +115,17 @@ pub fn terminal_summary(report: &Report, report_path: Option<&Path>, color: bool
                 clean(&n.reason)
             ));
         }
-        if s.not_checked.len() > NOT_CHECKED_SHOWN {
+        if not_checked.len() > NOT_CHECKED_SHOWN {
             detail.push(format!(
                 "{} more not checked",
-                s.not_checked.len() - NOT_CHECKED_SHOWN
+                not_checked.len() - NOT_CHECKED_SHOWN
             ));
         }
         let _ = writeln!(
             out,
             "  {}. {:<width$}  {}{}",
-            s.number,
-            s.title,
+            i + 1,
+            s.step.title(),
             p.verdict(s.verdict),
             if detail.is_empty() {
                 String::new()
@@ -125,7 +136,7 @@ pub fn terminal_summary(report: &Report, report_path: Option<&Path>, color: bool
     }
     let _ = writeln!(out);
 
-    let c = &view.counts;
+    let c = Counts::of(report);
     let mut line = format!(
         "Findings: {}, {}, {} info",
         p.paint(
@@ -151,14 +162,19 @@ pub fn terminal_summary(report: &Report, report_path: Option<&Path>, color: bool
     }
     let _ = writeln!(out, "{line}");
 
-    let worst: Vec<_> = view
-        .steps
+    // Worst first; then step order, then the report's order.
+    let step_index = |f: &crate::checks::Finding| {
+        crate::checks::Step::ALL
+            .iter()
+            .position(|s| *s == f.step)
+            .unwrap_or(usize::MAX)
+    };
+    let mut worst: Vec<_> = report
+        .findings
         .iter()
-        .flat_map(|s| &s.findings)
         .filter(|f| f.severity >= Severity::Warning)
         .collect();
-    let mut worst = worst;
-    worst.sort_by_key(|f| std::cmp::Reverse(f.severity));
+    worst.sort_by_key(|f| (std::cmp::Reverse(f.severity), step_index(f)));
     for f in worst.iter().take(TOP_FINDINGS) {
         let node = f
             .node
@@ -265,6 +281,43 @@ mod tests {
         let s = terminal_summary(&report, None, false);
         assert!(s.contains("47 more not checked"), "{s}");
         assert!(!s.contains("n3:"));
+    }
+
+    #[test]
+    fn the_worst_findings_come_first_then_by_step_then_in_report_order() {
+        use crate::checks::{Severity, Step};
+        let mut report = sample_report();
+        let template = report.findings[0].clone();
+        let finding = |step, severity, title: &str| {
+            let mut f = template.clone();
+            f.step = step;
+            f.severity = severity;
+            f.title = title.to_string();
+            f.node = None;
+            f
+        };
+        report.findings = vec![
+            finding(Step::PacketPath, Severity::Warning, "w-path"),
+            finding(Step::ChainsProgrammed, Severity::Error, "e-chains"),
+            finding(Step::ChainsProgrammed, Severity::Info, "i-chains"),
+            finding(Step::ChainsProgrammed, Severity::Warning, "w-chains-1"),
+            finding(Step::PacketPath, Severity::Error, "e-path"),
+            finding(Step::Bundle, Severity::Warning, "w-bundle"),
+            finding(Step::ChainsProgrammed, Severity::Warning, "w-chains-2"),
+        ];
+        let s = terminal_summary(&report, None, false);
+        let order: Vec<&str> = s
+            .lines()
+            .filter_map(|l| l.trim().split_once(' ').map(|(sev, rest)| (sev, rest)))
+            .filter(|(sev, _)| *sev == "error" || *sev == "warning")
+            .filter_map(|(_, rest)| rest.split_whitespace().nth(1))
+            .collect();
+        assert_eq!(
+            order,
+            ["e-chains", "e-path", "w-bundle", "w-chains-1", "w-chains-2"],
+            "{s}"
+        );
+        assert!(s.contains("… and 1 more"), "{s}");
     }
 
     #[test]

@@ -83,6 +83,26 @@ pub struct Counts {
     pub steps_not_checked: usize,
 }
 
+impl Counts {
+    pub fn of(report: &Report) -> Counts {
+        let count = |s: Severity| report.findings.iter().filter(|f| f.severity == s).count();
+        Counts {
+            errors: count(Severity::Error),
+            warnings: count(Severity::Warning),
+            infos: count(Severity::Info),
+            findings: report.findings.len(),
+            artifacts: report.artifacts.len(),
+            parse_errors: report.artifacts.iter().map(|a| a.errors.len()).sum(),
+            artifacts_with_errors: report
+                .artifacts
+                .iter()
+                .filter(|a| !a.errors.is_empty())
+                .count(),
+            steps_not_checked: report.steps_not_checked.len(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct StepView {
     pub step: Step,
@@ -242,21 +262,7 @@ impl ReportView {
             })
             .collect();
 
-        let count = |s: Severity| report.findings.iter().filter(|f| f.severity == s).count();
-        let counts = Counts {
-            errors: count(Severity::Error),
-            warnings: count(Severity::Warning),
-            infos: count(Severity::Info),
-            findings: report.findings.len(),
-            artifacts: report.artifacts.len(),
-            parse_errors: report.artifacts.iter().map(|a| a.errors.len()).sum(),
-            artifacts_with_errors: report
-                .artifacts
-                .iter()
-                .filter(|a| !a.errors.is_empty())
-                .count(),
-            steps_not_checked: report.steps_not_checked.len(),
-        };
+        let counts = Counts::of(report);
 
         ReportView {
             tool: report.tool.clone(),
