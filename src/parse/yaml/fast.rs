@@ -632,7 +632,7 @@ fn skip_blanks(b: &[u8], i: &mut usize) {
 /// A plain scalar's value as serde_yaml resolves it for `serde_json::Value`: null, boolean,
 /// integer, float, else string. `None` for integers that fit 128 bits but not 64 (serde_yaml
 /// then takes another route).
-pub(super) fn resolve(s: &str) -> Option<Value> {
+fn resolve(s: &str) -> Option<Value> {
     match s {
         "" | "~" | "null" | "Null" | "NULL" => return Some(Value::Null),
         "true" | "True" | "TRUE" => return Some(Value::Bool(true)),
