@@ -17,6 +17,10 @@
 //! ([`for_each_object`]): serde_yaml holds a whole document's events in memory, some forty
 //! times the text, and a big cluster's `kubectl get pods -A -o yaml` is 100 MB.
 //!
+//! The block YAML that `kubectl` and `calicoctl` print is decoded by a direct decoder of
+//! our own (`fast`), straight from the document's lines; anything outside the subset it
+//! reads is left to serde_yaml, and both give the same value wherever the direct one answers.
+//!
 //! Neither serde_yaml nor serde_json reports where a value sits in the text, so line numbers
 //! come from two small scanners of our own ([`LineMap`]): an indentation tracker for block
 //! YAML and a bracket tracker for JSON. They are best effort (flow-style YAML spanning lines
@@ -34,6 +38,12 @@ use serde_json::Value;
 
 use super::{ParseError, numbered_lines};
 
+mod fast;
+#[cfg(test)]
+mod fast_tests;
+#[cfg(test)]
+mod reference_scan;
+
 /// One step of a path from the root of a decoded unit to a node in it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum PathSeg {
@@ -43,13 +53,17 @@ pub enum PathSeg {
 
 /// Start and end lines (1-based, inclusive) of the nodes of one decoded unit (a YAML
 /// document, or the JSON values of one segment) that are worth pointing at.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq)]
 pub struct LineMap {
-    spans: HashMap<Vec<PathSeg>, (usize, usize)>,
+    spans: HashMap<Vec<PathSeg>, (usize, usize), Hasher>,
     /// `kind` and `apiVersion` values of objects at list positions, so a list decoded item
-    /// by item still knows its own kind.
-    scalars: HashMap<Vec<PathSeg>, String>,
+    /// by item still knows its own kind (of a YAML document, only the root's are kept).
+    scalars: HashMap<Vec<PathSeg>, String, Hasher>,
 }
+
+/// Paths are hashed on every lookup while objects are handed on; SipHash's resistance to
+/// chosen keys buys nothing for a map of our own paths.
+type Hasher = foldhash::fast::RandomState;
 
 impl LineMap {
     /// Line where the node at `path` starts: the `- ` of a YAML list item, the `{` of a JSON
@@ -203,7 +217,7 @@ pub fn documents(text: &str) -> Documents {
                 }
             }
         } else {
-            match decode_yaml_text(&join(&doc.lines)) {
+            match decode_yaml_lines(&doc.lines) {
                 Ok(value) => out.docs.push(Document {
                     first_line: first_sig,
                     value,
@@ -385,14 +399,14 @@ pub fn looks_like_resources(head: &str) -> bool {
 /// only. Those characters become spaces so that both count the same lines.
 fn normalise_breaks(text: &str) -> Option<String> {
     let odd = |c: char| matches!(c, '\r' | '\u{85}' | '\u{2028}' | '\u{2029}');
-    let mut chars = text.char_indices().peekable();
-    let mut needed = false;
-    while let Some((_, c)) = chars.next() {
-        if odd(c) && !(c == '\r' && matches!(chars.peek(), Some((_, '\n')))) {
-            needed = true;
-            break;
-        }
-    }
+    // Found by their first byte: `\r`, or the lead byte of U+0085 (C2 85) or of U+2028 and
+    // U+2029 (E2 80 A8/A9); lead bytes never occur inside another character.
+    let b = text.as_bytes();
+    let needed = memchr::memchr3_iter(b'\r', 0xC2, 0xE2, b).any(|i| match b[i] {
+        b'\r' => b.get(i + 1) != Some(&b'\n'),
+        0xC2 => b.get(i + 1) == Some(&0x85),
+        _ => b.get(i + 1) == Some(&0x80) && matches!(b.get(i + 2), Some(0xA8 | 0xA9)),
+    });
     if !needed {
         return None;
     }
@@ -457,20 +471,20 @@ fn is_separator(line: &str) -> bool {
 }
 
 fn split_documents<'a>(text: &'a str, errors: &mut Vec<ParseError>) -> Vec<DocLines<'a>> {
-    let all: Vec<(usize, &str)> = numbered_lines(text, 1)
-        .map(|(n, l)| {
-            if n == 1 {
-                (n, l.trim_start_matches('\u{feff}'))
-            } else {
-                (n, l)
-            }
-        })
-        .collect();
-    let mut docs = Vec::new();
-    let mut cur = DocLines {
-        first_line: 1,
-        lines: Vec::new(),
-    };
+    // Sized once: a big dump has millions of lines. Lines are then blanked or replaced in
+    // place, and each document is a run of them.
+    let mut all: Vec<(usize, &str)> =
+        Vec::with_capacity(memchr::memchr_iter(b'\n', text.as_bytes()).count() + 1);
+    all.extend(numbered_lines(text, 1).map(|(n, l)| {
+        if n == 1 {
+            (n, l.trim_start_matches('\u{feff}'))
+        } else {
+            (n, l)
+        }
+    }));
+    // (first line, index of its first line, index past its last line)
+    let mut spans = Vec::new();
+    let (mut first_line, mut from) = (1, 0);
     let mut i = 0;
     while i < all.len() {
         let (n, line) = all[i];
@@ -488,7 +502,7 @@ fn split_documents<'a>(text: &'a str, errors: &mut Vec<ParseError>) -> Vec<DocLi
             boundary = true;
         } else if is_prompt(line) {
             boundary = true;
-        } else if COMMENT_PROMPT_RE.is_match(line) {
+        } else if line.starts_with('#') && COMMENT_PROMPT_RE.is_match(line) {
             // `# kubectl get …` is a root prompt only when a new resource follows it;
             // otherwise it is an ordinary comment.
             let next = all[i..]
@@ -498,16 +512,11 @@ fn split_documents<'a>(text: &'a str, errors: &mut Vec<ParseError>) -> Vec<DocLi
             boundary = next.is_some_and(starts_resource);
         }
         if boundary {
-            docs.push(std::mem::replace(
-                &mut cur,
-                DocLines {
-                    first_line: n + 1,
-                    lines: Vec::new(),
-                },
-            ));
+            spans.push((first_line, from, i - 1));
+            (first_line, from) = (n + 1, i);
             if let Some(rest) = carry {
-                cur.first_line = n;
-                cur.lines.push((n, rest));
+                all[i - 1] = (n, rest);
+                (first_line, from) = (n, i - 1);
             }
             continue;
         }
@@ -516,15 +525,19 @@ fn split_documents<'a>(text: &'a str, errors: &mut Vec<ParseError>) -> Vec<DocLi
                 n,
                 format!("warning: elision line {:?} dropped", line.trim()),
             ));
-            cur.lines.push((n, ""));
+            all[i - 1].1 = "";
         } else if line.starts_with("%YAML") || line.starts_with("%TAG") {
-            cur.lines.push((n, ""));
-        } else {
-            cur.lines.push((n, line));
+            all[i - 1].1 = "";
         }
     }
-    docs.push(cur);
-    docs
+    spans.push((first_line, from, all.len()));
+    spans
+        .into_iter()
+        .map(|(first_line, from, to)| DocLines {
+            first_line,
+            lines: all[from..to].to_vec(),
+        })
+        .collect()
 }
 
 fn first_significant(lines: &[(usize, &str)]) -> Option<(usize, usize)> {
@@ -633,7 +646,7 @@ fn process_yaml(doc: &DocLines, first_sig: usize, em: &mut Emitter) {
         };
         decode_yaml_items(doc, &items, &lines, &inherit, None, &mut sub);
         if !item_errors.is_empty() {
-            let reported = match decode_yaml_text(&join(&doc.lines)) {
+            let reported = match decode_yaml_lines(&doc.lines) {
                 Ok(_) => None,
                 Err(e) => {
                     let offset = doc.first_line.saturating_sub(1);
@@ -648,7 +661,7 @@ fn process_yaml(doc: &DocLines, first_sig: usize, em: &mut Emitter) {
         }
         return;
     }
-    match decode_yaml_text(&join(&doc.lines)) {
+    match decode_yaml_lines(&doc.lines) {
         Ok(v) => flatten(v, Vec::new(), &lines, first_sig, &None, em),
         Err(e) => {
             let offset = doc.first_line.saturating_sub(1);
@@ -723,6 +736,10 @@ fn decode_yaml_items(
         let Some(region) = doc.lines.get(from..=to) else {
             continue;
         };
+        if let Some(v) = decode_item_fast(region) {
+            flatten(v, path.clone(), lines, *start, inherit, em);
+            continue;
+        }
         let mut text = String::with_capacity(region.iter().map(|(_, l)| l.len() + 1).sum());
         for (k, (_, l)) in region.iter().enumerate() {
             if k == 0 {
@@ -871,6 +888,28 @@ impl JsonDecoder<'_> {
     }
 }
 
+/// One YAML document from its lines: the direct decoder when the document is within the block
+/// YAML it reads (what `kubectl` and `calicoctl` print), else serde_yaml over the joined text.
+/// Both give the same value wherever the direct decoder answers.
+fn decode_yaml_lines(lines: &[(usize, &str)]) -> Result<Value, serde_yaml::Error> {
+    match fast::decode(lines, 0) {
+        Some(v) => Ok(v),
+        None => decode_yaml_text(&join(lines)),
+    }
+}
+
+/// A list item's lines (the first starting with its `-`) decoded by the direct decoder, as
+/// `decode_yaml_items` would decode them with the `-` blanked out; `None` when serde_yaml
+/// has to.
+fn decode_item_fast(region: &[(usize, &str)]) -> Option<Value> {
+    let first = region.first()?.1;
+    let indent = first.len() - first.trim_start_matches(' ').len();
+    if first.as_bytes().get(indent) != Some(&b'-') {
+        return None;
+    }
+    fast::decode(region, indent + 1)
+}
+
 // ---------------------------------------------------------------------------------------
 // Converting serde_yaml values.
 
@@ -939,20 +978,33 @@ fn key_text(k: serde_yaml::Value) -> String {
 // ---------------------------------------------------------------------------------------
 // Line scanners.
 
-enum YKind {
+/// One open block collection, as far as the scanner follows it. A frame's path is not kept:
+/// it is the current segment of every frame below it (a frame is popped before the
+/// collection holding it moves on to its next key or item).
+enum YKind<'a> {
     Map {
-        last_key: Option<String>,
+        last_key: Option<&'a str>,
     },
     Seq {
         next: usize,
+        /// Path of the current item while its span is kept in the map, to record its end.
         open: Option<Vec<PathSeg>>,
     },
 }
 
-struct YFrame {
+struct YFrame<'a> {
     indent: usize,
-    kind: YKind,
-    path: Vec<PathSeg>,
+    kind: YKind<'a>,
+}
+
+impl YFrame<'_> {
+    /// The segment from this collection to its current child.
+    fn seg(&self) -> PathSeg {
+        match &self.kind {
+            YKind::Map { last_key } => PathSeg::Key(last_key.unwrap_or_default().to_string()),
+            YKind::Seq { next, .. } => PathSeg::Index(next.saturating_sub(1)),
+        }
+    }
 }
 
 /// Follow block-style YAML by indentation and record where list items and `kind` keys are.
@@ -988,14 +1040,14 @@ fn scan_yaml(lines: &[(usize, &str)]) -> LineMap {
     st.map
 }
 
-struct YScan {
+struct YScan<'a> {
     map: LineMap,
-    stack: Vec<YFrame>,
+    stack: Vec<YFrame<'a>>,
     skip_deeper: Option<usize>,
     last_sig: usize,
 }
 
-impl YScan {
+impl<'a> YScan<'a> {
     fn close(&mut self, f: YFrame) {
         if let YKind::Seq { open: Some(p), .. } = f.kind {
             self.map.record_end(&p, self.last_sig);
@@ -1013,56 +1065,67 @@ impl YScan {
         }
     }
 
-    /// Path of the node a new container at a deeper indent belongs to.
-    fn parent_path(&self) -> Vec<PathSeg> {
-        match self.stack.last() {
-            None => Vec::new(),
-            Some(f) => match &f.kind {
-                YKind::Map { last_key } => {
-                    child(&f.path, PathSeg::Key(last_key.clone().unwrap_or_default()))
-                }
-                YKind::Seq { next, open } => open
-                    .clone()
-                    .unwrap_or_else(|| child(&f.path, PathSeg::Index(next.saturating_sub(1)))),
-            },
-        }
+    /// Path of the top frame's collection, with `seg` added.
+    fn top_path(&self, seg: PathSeg) -> Vec<PathSeg> {
+        let below = &self.stack[..self.stack.len().saturating_sub(1)];
+        let mut p = Vec::with_capacity(below.len() + 1);
+        p.extend(below.iter().map(YFrame::seg));
+        p.push(seg);
+        p
     }
 
-    fn handle(&mut self, col: usize, content: &str, no: usize) {
+    /// The frame holding the top frame's collection, if any.
+    fn parent_frame(&self) -> Option<&YFrame<'a>> {
+        self.stack.len().checked_sub(2).map(|i| &self.stack[i])
+    }
+
+    fn handle(&mut self, col: usize, content: &'a str, no: usize) {
         if content == "-" || content.starts_with("- ") || content.starts_with("-\t") {
             self.pop_while(|f| f.indent > col);
             let continues = matches!(
                 self.stack.last(),
-                Some(YFrame { indent, kind: YKind::Seq { .. }, .. }) if *indent == col
+                Some(YFrame { indent, kind: YKind::Seq { .. } }) if *indent == col
             );
             if !continues {
-                let path = self.parent_path();
                 self.stack.push(YFrame {
                     indent: col,
                     kind: YKind::Seq {
                         next: 0,
                         open: None,
                     },
-                    path,
                 });
             }
+            // `interesting` for an item: what the sequence itself is reached through.
+            let kept = match self.parent_frame().map(|f| &f.kind) {
+                None | Some(YKind::Seq { .. }) => true,
+                Some(YKind::Map { last_key }) => {
+                    matches!(last_key.unwrap_or_default(), "items" | "ingress" | "egress")
+                }
+            };
             let last_sig = self.last_sig;
-            if let Some(YFrame {
-                kind: YKind::Seq { next, open },
-                path,
-                ..
-            }) = self.stack.last_mut()
-            {
-                if let Some(p) = open.take() {
-                    self.map.record_end(&p, last_sig);
+            let index = match self.stack.last_mut() {
+                Some(YFrame {
+                    kind: YKind::Seq { next, open },
+                    ..
+                }) => {
+                    if let Some(p) = open.take() {
+                        self.map.record_end(&p, last_sig);
+                    }
+                    *next += 1;
+                    *next - 1
                 }
-                let seg = PathSeg::Index(*next);
-                *next += 1;
-                let p = child(path, seg.clone());
-                if interesting(path, &seg) {
-                    self.map.record_start(p.clone(), no);
+                _ => return,
+            };
+            if kept {
+                let p = self.top_path(PathSeg::Index(index));
+                self.map.record_start(p.clone(), no);
+                if let Some(YFrame {
+                    kind: YKind::Seq { open, .. },
+                    ..
+                }) = self.stack.last_mut()
+                {
+                    *open = Some(p);
                 }
-                *open = Some(p);
             }
             let rest = content[1..].trim_start_matches([' ', '\t']);
             if rest.is_empty() || rest.starts_with('#') {
@@ -1076,29 +1139,29 @@ impl YScan {
             });
             let same_map = matches!(
                 self.stack.last(),
-                Some(YFrame { indent, kind: YKind::Map { .. }, .. }) if *indent == col
+                Some(YFrame { indent, kind: YKind::Map { .. } }) if *indent == col
             );
             if !same_map {
-                let path = self.parent_path();
                 self.stack.push(YFrame {
                     indent: col,
                     kind: YKind::Map { last_key: None },
-                    path,
                 });
+            }
+            if key == "kind" {
+                let p = self.top_path(PathSeg::Key(key.to_string()));
+                self.map.record_start(p, no);
+            }
+            // Only the root's are read (`list_inheritance(&[])`, `items_stand_alone`): list
+            // items of a YAML document are decoded, kind and all, before they are flattened.
+            if self.stack.len() == 1 && matches!(key, "kind" | "apiVersion") {
+                let p = self.top_path(PathSeg::Key(key.to_string()));
+                self.map.scalars.insert(p, scalar_text(value));
             }
             if let Some(YFrame {
                 kind: YKind::Map { last_key },
-                path,
                 ..
             }) = self.stack.last_mut()
             {
-                let seg = PathSeg::Key(key.clone());
-                if interesting(path, &seg) {
-                    self.map.record_start(child(path, seg), no);
-                }
-                if matches!(key.as_str(), "kind" | "apiVersion") {
-                    self.map.record_scalar(path, &key, scalar_text(value));
-                }
                 *last_key = Some(key);
             }
             let value = strip_properties(value);
@@ -1135,7 +1198,7 @@ fn strip_properties(mut v: &str) -> &str {
 }
 
 /// `key: value` → (key, value). Quoted keys are unquoted (without unescaping).
-fn split_key(content: &str) -> Option<(String, &str)> {
+fn split_key(content: &str) -> Option<(&str, &str)> {
     let b = content.as_bytes();
     let first = *b.first()?;
     if first == b'"' || first == b'\'' {
@@ -1154,7 +1217,7 @@ fn split_key(content: &str) -> Option<(String, &str)> {
                 Some(_) => i += 1,
             }
         };
-        let key = content.get(1..close)?.to_string();
+        let key = content.get(1..close)?;
         let after = content.get(close + 1..)?.trim_start();
         let rest = after.strip_prefix(':')?;
         if rest.is_empty() || rest.starts_with([' ', '\t']) {
@@ -1171,7 +1234,7 @@ fn split_key(content: &str) -> Option<(String, &str)> {
     for i in 0..b.len() {
         match b[i] {
             b':' if i + 1 == b.len() || matches!(b[i + 1], b' ' | b'\t') => {
-                let key = content[..i].trim_end().to_string();
+                let key = content[..i].trim_end();
                 return Some((key, content[i + 1..].trim()));
             }
             b'#' if i > 0 && matches!(b[i - 1], b' ' | b'\t') => return None,
