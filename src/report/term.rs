@@ -308,7 +308,7 @@ mod tests {
         let s = terminal_summary(&report, None, false);
         let order: Vec<&str> = s
             .lines()
-            .filter_map(|l| l.trim().split_once(' ').map(|(sev, rest)| (sev, rest)))
+            .filter_map(|l| l.trim().split_once(" "))
             .filter(|(sev, _)| *sev == "error" || *sev == "warning")
             .filter_map(|(_, rest)| rest.split_whitespace().nth(1))
             .collect();
