@@ -33,12 +33,19 @@ use super::{ParseError, numbered_lines};
 /// text, comments and names cost no allocation each and the dump is held in memory once.
 /// Text that is not a verbatim range (an unescaped `\"`, a listing's rewritten words) gets
 /// its own small shared string. Compares, hashes and prints as the `str` it holds.
+///
+/// Sixteen bytes: the shared text is reached through one thin pointer (an `Arc` of the
+/// caller's `Arc<str>`, so that [`parse_shared`] copies nothing), and the range is two `u32`.
+/// A dump holds millions of these; a fat pointer each would cost a third more.
 #[derive(Clone)]
 pub struct Str {
-    base: Arc<str>,
+    base: Shared,
     start: u32,
     len: u32,
 }
+
+/// The shared text [`Str`]s are ranges of.
+type Shared = Arc<Arc<str>>;
 
 impl Str {
     /// The text, borrowed.
@@ -52,7 +59,7 @@ impl Str {
     }
 
     /// `s` as a range of `base` when it lies inside it, else a copy of its own.
-    fn within(base: &Arc<str>, s: &str) -> Str {
+    fn within(base: &Shared, s: &str) -> Str {
         let off = (s.as_ptr() as usize).wrapping_sub(base.as_ptr() as usize);
         match (u32::try_from(off), u32::try_from(s.len())) {
             (Ok(start), Ok(len)) if off.checked_add(s.len()).is_some_and(|e| e <= base.len()) => {
@@ -77,7 +84,7 @@ impl From<&str> for Str {
     fn from(s: &str) -> Self {
         let len = u32::try_from(s.len()).unwrap_or(u32::MAX);
         Str {
-            base: Arc::from(s),
+            base: Arc::new(Arc::from(s)),
             start: 0,
             len,
         }
@@ -452,8 +459,9 @@ pub struct Table {
     pub committed: bool,
     /// In declaration order (then in order of first use for undeclared chains).
     pub chains: Vec<Chain>,
-    /// Chain name → index into `chains`.
-    pub index: HashMap<String, usize>,
+    /// Chain name → index into `chains` (a fast hash: dumps have thousands of chains, looked
+    /// up at every change of chain).
+    pub index: HashMap<String, usize, foldhash::fast::RandomState>,
     /// Restore commands that are not rules: `-X`/`--delete-chain`, `-F`, `-Z`, `-E`.
     pub commands: Vec<Command>,
 }
@@ -512,12 +520,162 @@ pub struct Rule {
     pub text: Str,
 }
 
+/// The name of a `-m` module. One byte for the modules this parser knows (most matches),
+/// the name as written otherwise. Reads, compares and prints as its name.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Module(ModuleRepr);
+
+// Equal names have equal representations: `Other` never holds a known name.
+#[derive(Clone, PartialEq, Eq)]
+enum ModuleRepr {
+    Known(Known),
+    /// Boxed twice: a thin pointer keeps a module at sixteen bytes (a `String` or `Box<str>`
+    /// would make every match eight bytes larger), and unknown modules are rare.
+    #[allow(clippy::box_collection)]
+    Other(Box<String>),
+}
+
+impl Module {
+    fn known(k: Known) -> Module {
+        Module(ModuleRepr::Known(k))
+    }
+
+    pub fn as_str(&self) -> &str {
+        match &self.0 {
+            ModuleRepr::Known(k) => k.name(),
+            ModuleRepr::Other(s) => s,
+        }
+    }
+}
+
+impl From<&str> for Module {
+    fn from(s: &str) -> Module {
+        match Known::from_name(s) {
+            Some(k) => Module::known(k),
+            None => Module(ModuleRepr::Other(Box::new(s.to_string()))),
+        }
+    }
+}
+
+impl Deref for Module {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl AsRef<str> for Module {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl PartialEq<str> for Module {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for Module {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl fmt::Debug for Module {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for Module {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Module {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// The modules whose options this parser understands; the options of any other module are
+/// kept verbatim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Known {
+    Comment,
+    Set,
+    Mark,
+    Multiport,
+    Tcp,
+    Udp,
+    Sctp,
+    Udplite,
+    Dccp,
+    Conntrack,
+    State,
+    Addrtype,
+    Rpfilter,
+    Icmp,
+    Icmp6,
+    Icmpv6,
+    Physdev,
+}
+
+impl Known {
+    #[inline]
+    fn from_name(m: &str) -> Option<Known> {
+        Some(match m {
+            "comment" => Known::Comment,
+            "set" => Known::Set,
+            "mark" => Known::Mark,
+            "multiport" => Known::Multiport,
+            "tcp" => Known::Tcp,
+            "udp" => Known::Udp,
+            "sctp" => Known::Sctp,
+            "udplite" => Known::Udplite,
+            "dccp" => Known::Dccp,
+            "conntrack" => Known::Conntrack,
+            "state" => Known::State,
+            "addrtype" => Known::Addrtype,
+            "rpfilter" => Known::Rpfilter,
+            "icmp" => Known::Icmp,
+            "icmp6" => Known::Icmp6,
+            "icmpv6" => Known::Icmpv6,
+            "physdev" => Known::Physdev,
+            _ => return None,
+        })
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Known::Comment => "comment",
+            Known::Set => "set",
+            Known::Mark => "mark",
+            Known::Multiport => "multiport",
+            Known::Tcp => "tcp",
+            Known::Udp => "udp",
+            Known::Sctp => "sctp",
+            Known::Udplite => "udplite",
+            Known::Dccp => "dccp",
+            Known::Conntrack => "conntrack",
+            Known::State => "state",
+            Known::Addrtype => "addrtype",
+            Known::Rpfilter => "rpfilter",
+            Known::Icmp => "icmp",
+            Known::Icmp6 => "icmp6",
+            Known::Icmpv6 => "icmpv6",
+            Known::Physdev => "physdev",
+        }
+    }
+}
+
 /// One criterion. `module` is the `-m` module it was given under (`None` for the built-in
 /// `-p -s -d -i -o -f`, and for options given without `-m`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Match {
-    /// Borrowed for the modules this parser knows (no allocation per match), owned otherwise.
-    pub module: Option<Cow<'static, str>>,
+    pub module: Option<Module>,
     /// Preceded by `!`. For `AddrType`/`RpFilter` negation lives inside the kind.
     pub negated: bool,
     pub kind: MatchKind,
@@ -934,10 +1092,38 @@ pub fn iface_matches(pattern: &str, name: &str) -> bool {
 // ---------------------------------------------------------------------------------------------
 
 /// One argument of a rule line. `quoted` tokens are never options, whatever they contain.
-#[derive(Debug, Clone)]
+/// Plain data (a line's tokens are dropped at once): a token whose text is not a range of its
+/// line is held in an [`Unquoted`] list and filled in from it.
+#[derive(Debug, Clone, Copy)]
 struct Tok<'a> {
-    s: Cow<'a, str>,
+    s: &'a str,
     quoted: bool,
+}
+
+/// Texts of the tokens that are no range of their line (quotes inside a word, escapes), by
+/// their token's index; rare.
+type Unquoted = Vec<(usize, String)>;
+
+/// Point the tokens that [`tokenize`] left empty at their texts in `owned`.
+fn fill<'a>(toks: &mut [Tok<'a>], owned: &'a Unquoted) {
+    for (i, text) in owned {
+        if let Some(t) = toks.get_mut(*i) {
+            t.s = text;
+        }
+    }
+}
+
+/// An empty token list on the allocation of `v`, for tokens of another lifetime: the list
+/// is kept from line to line, while each line's tokens borrow that line's [`Unquoted`].
+fn recycle<'b>(mut v: Vec<Tok<'_>>) -> Vec<Tok<'b>> {
+    v.clear();
+    // Collected in place: no element to map, and the allocation is reused.
+    v.into_iter()
+        .map(|t| Tok {
+            s: "",
+            quoted: t.quoted,
+        })
+        .collect()
 }
 
 impl Tok<'_> {
@@ -960,66 +1146,111 @@ impl Tok<'_> {
 /// Returns false when a quote is left open (a truncated line); the rest becomes the token.
 ///
 /// Nearly every token is a bare word or one whole `"…"` without escapes: those are borrowed
-/// from the line by a fast scan. A token mixing quotes and bare text, or holding an escape,
-/// takes the general path ([`token_general`]), which gives the same result for the simple
-/// shapes too (the unit tests compare both).
-fn tokenize<'a>(s: &'a str, out: &mut Vec<Tok<'a>>) -> bool {
+/// from the line by a fast scan, which looks at eight bytes at a time and visits only the
+/// blanks and quotes among them (this scan is most of the work of reading a dump). A token
+/// mixing quotes and bare text, or holding an escape, takes the general path
+/// ([`token_general`]), which gives the same result for the simple shapes too (the unit
+/// tests compare both, at every alignment).
+fn tokenize<'a>(s: &'a str, out: &mut Vec<Tok<'a>>, owned: &mut Unquoted) -> bool {
+    owned.clear();
     out.clear();
     let b = s.as_bytes();
     let n = b.len();
-    let mut i = 0;
     let mut closed = true;
-    loop {
-        while i < n && (b[i] == b' ' || b[i] == b'\t') {
-            i += 1;
-        }
-        if i >= n {
-            break;
-        }
-        let start = i;
-        if b[i] != b'"' {
-            i = word_end(b, i);
-            if i >= n || b[i] != b'"' {
-                // Blank, quote and end are ASCII: both ends are char boundaries.
-                out.push(Tok {
-                    s: Cow::Borrowed(s.get(start..i).unwrap_or("")),
-                    quoted: false,
-                });
-                continue;
+    // Start of the current token (one past the last delimiter), and of the next chunk.
+    let mut start = 0;
+    let mut i = 0;
+    'chunks: while i < n {
+        // Eight bytes at a time (the tail padded with bytes that are never flagged); each
+        // flagged byte is a blank, a quote, or (rarely) `!` or a control character.
+        let (w, step) = match b.get(i..i + 8).and_then(|c| <[u8; 8]>::try_from(c).ok()) {
+            Some(c) => (u64::from_le_bytes(c), 8),
+            None => {
+                let mut pad = [0xFF; 8];
+                let tail = b.get(i..).unwrap_or_default();
+                for (p, &c) in pad.iter_mut().zip(tail) {
+                    *p = c;
+                }
+                (u64::from_le_bytes(pad), tail.len())
             }
-        } else if let Some(q) = b
-            .get(i + 1..)
-            .and_then(|rest| memchr::memchr2(b'"', b'\\', rest))
-        {
-            let end = i + 1 + q;
-            if b[end] == b'"' && (end + 1 >= n || b[end + 1] == b' ' || b[end + 1] == b'\t') {
-                out.push(Tok {
-                    s: Cow::Borrowed(s.get(i + 1..end).unwrap_or("")),
-                    quoted: true,
-                });
-                i = end + 1;
-                continue;
+        };
+        let mut flags = below_hash(w);
+        while flags != 0 {
+            let k = i + (flags.trailing_zeros() / 8) as usize;
+            flags &= flags - 1;
+            match b.get(k) {
+                Some(b' ' | b'\t') => {
+                    if k > start {
+                        // Blank and quote are ASCII: both ends are char boundaries.
+                        out.push(Tok {
+                            s: s.get(start..k).unwrap_or(""),
+                            quoted: false,
+                        });
+                    }
+                    start = k + 1;
+                }
+                Some(b'"') => {
+                    // The usual shape: the quote opens the token, and the token is one `"…"`
+                    // without escapes, followed by a blank or the end.
+                    if k == start
+                        && let Some(q) = b
+                            .get(k + 1..)
+                            .and_then(|rest| memchr::memchr2(b'"', b'\\', rest))
+                    {
+                        let end = k + 1 + q;
+                        if b[end] == b'"' && matches!(b.get(end + 1), None | Some(b' ' | b'\t')) {
+                            out.push(Tok {
+                                s: s.get(k + 1..end).unwrap_or(""),
+                                quoted: true,
+                            });
+                            start = end + 1;
+                            i = start;
+                            continue 'chunks;
+                        }
+                    }
+                    let (text, quoted, next, ok) = token_general(s, start);
+                    let text = match text {
+                        Cow::Borrowed(t) => t,
+                        Cow::Owned(o) => {
+                            owned.push((out.len(), o));
+                            ""
+                        }
+                    };
+                    out.push(Tok { s: text, quoted });
+                    closed &= ok;
+                    start = next;
+                    i = next;
+                    continue 'chunks;
+                }
+                _ => {}
             }
         }
-        let (tok, next, ok) = token_general(s, start);
-        out.push(tok);
-        closed &= ok;
-        i = next;
+        i += step;
+    }
+    if start < n {
+        out.push(Tok {
+            s: s.get(start..).unwrap_or(""),
+            quoted: false,
+        });
     }
     closed
 }
 
-/// The index of the first blank or `"` at or after `i`, or `b.len()`: this scan is most of the
-/// work of reading a dump.
+/// The high bit of every byte of `w` that is below `#`: blank, tab and quote, and otherwise
+/// only `!` and control characters. Exact per byte: setting each byte's high bit first keeps
+/// the subtraction from borrowing across bytes; bytes with their own high bit set (UTF-8) are
+/// never flagged.
 #[inline]
-fn word_end(b: &[u8], i: usize) -> usize {
-    super::find_any(b, i, [b' ', b'\t', b'"'])
+fn below_hash(w: u64) -> u64 {
+    const LO: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HI: u64 = u64::from_ne_bytes([0x80; 8]);
+    !((w | HI).wrapping_sub(LO * u64::from(b'#'))) & !w & HI
 }
 
 /// One token starting at `start` (not a blank), by the full rules: quotes may open and close
 /// anywhere in the token, and inside them a backslash escapes the next character. Returns the
 /// token, the index after it, and false when a quote was left open.
-fn token_general(s: &str, start: usize) -> (Tok<'_>, usize, bool) {
+fn token_general(s: &str, start: usize) -> (Cow<'_, str>, bool, usize, bool) {
     let b = s.as_bytes();
     let n = b.len();
     let mut i = start;
@@ -1058,11 +1289,7 @@ fn token_general(s: &str, start: usize) -> (Tok<'_>, usize, bool) {
     }
     // An escape can step `i` past the end or into a multi-byte char; `get` guards it.
     pieces.push(s, seg, i.min(n));
-    let tok = Tok {
-        s: pieces.finish(s),
-        quoted,
-    };
-    (tok, i, !in_q)
+    (pieces.finish(s), quoted, i, !in_q)
 }
 
 #[derive(Default)]
@@ -1103,11 +1330,56 @@ impl Pieces {
 // ---------------------------------------------------------------------------------------------
 
 fn parse_u32_auto(s: &str) -> Option<u32> {
-    if let Some(h) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
-        u32::from_str_radix(h, 16).ok()
-    } else {
-        s.parse().ok()
+    match s.as_bytes() {
+        [b'0', b'x' | b'X', h @ ..] => parse_radix(h, 16),
+        d => parse_radix(d, 10),
     }
+}
+
+/// The value of each byte as a hex digit (either case); 255 for a byte that is none.
+const DIGIT: [u8; 256] = {
+    let mut t = [255u8; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        t[b'a' as usize + i] = 10 + i as u8;
+        t[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    t
+};
+
+/// `u32::from_str_radix` over bytes (radix 10 or 16), with the same answers: one optional
+/// leading `+` (not alone), at least one digit, no overflow. Marks are read twice per rule in
+/// Calico's dumps, and the standard parser's generality is a visible part of that.
+fn parse_radix(b: &[u8], radix: u32) -> Option<u32> {
+    let digits = match b {
+        [b'+'] => return None,
+        [b'+', rest @ ..] => rest,
+        _ => b,
+    };
+    if digits.is_empty() {
+        return None;
+    }
+    // Up to eight hex or nine decimal digits cannot overflow.
+    let short = digits.len() <= if radix == 16 { 8 } else { 9 };
+    let mut v: u32 = 0;
+    for &c in digits {
+        let d = u32::from(DIGIT[usize::from(c)]);
+        if d >= radix {
+            return None;
+        }
+        v = if short {
+            v * radix + d
+        } else {
+            v.checked_mul(radix)?.checked_add(d)?
+        };
+    }
+    Some(v)
 }
 
 /// `V` or `V/M`, hex or decimal.
@@ -1126,10 +1398,24 @@ fn parse_mark(s: &str) -> Option<(u32, Option<u32>)> {
 fn parse_bracket_counters(s: &str) -> Option<Counters> {
     let inner = s.strip_prefix('[')?.strip_suffix(']')?;
     let (p, b) = inner.split_once(':')?;
+    // `iptables-save -c` puts these before every rule: plain digits are read directly.
+    if let (Some(packets), Some(bytes)) = (plain_u64(p), plain_u64(b)) {
+        return Some(Counters { packets, bytes });
+    }
     Some(Counters {
         packets: p.trim().parse().ok()?,
         bytes: b.trim().parse().ok()?,
     })
+}
+
+/// One to nineteen ASCII digits (which cannot overflow a `u64`) as a number; `None` for
+/// anything else, which the standard parser then reads.
+fn plain_u64(s: &str) -> Option<u64> {
+    let b = s.as_bytes();
+    if b.is_empty() || b.len() > 19 || !b.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(b.iter().fold(0, |v, &c| v * 10 + u64::from(c - b'0')))
 }
 
 /// `80`, `80,443`, `1024:65535`, `8080:8081,8082`.
@@ -1182,92 +1468,100 @@ fn protocol_number(name: &str) -> Option<u8> {
     if let Ok(n) = name.parse::<u8>() {
         return Some(n);
     }
-    // The names iptables-save prints (from /etc/protocols) that matter here.
-    let n = match name.to_ascii_lowercase().as_str() {
-        "all" => 0,
-        "icmp" => 1,
-        "igmp" => 2,
-        "ipip" | "ipencap" | "ipv4" => 4,
-        "tcp" => 6,
-        "udp" => 17,
-        "ipv6" => 41,
-        "gre" => 47,
-        "esp" => 50,
-        "ah" => 51,
-        "icmpv6" | "ipv6-icmp" => 58,
-        "vrrp" => 112,
-        "sctp" => 132,
-        "udplite" => 136,
+    // The names iptables-save prints (from /etc/protocols) that matter here, in any case:
+    // lowered in a stack buffer (no name that matters is longer than it).
+    let mut buf = [0u8; 12];
+    let lower = match buf.get_mut(..name.len()) {
+        Some(b) => {
+            b.copy_from_slice(name.as_bytes());
+            b.make_ascii_lowercase();
+            &b[..]
+        }
+        None => return None,
+    };
+    let n = match lower {
+        b"all" => 0,
+        b"icmp" => 1,
+        b"igmp" => 2,
+        b"ipip" | b"ipencap" | b"ipv4" => 4,
+        b"tcp" => 6,
+        b"udp" => 17,
+        b"ipv6" => 41,
+        b"gre" => 47,
+        b"esp" => 50,
+        b"ah" => 51,
+        b"icmpv6" | b"ipv6-icmp" => 58,
+        b"vrrp" => 112,
+        b"sctp" => 132,
+        b"udplite" => 136,
         _ => return None,
     };
     Some(n)
 }
 
 /// The tokens as texts: ranges of `base` where they were read verbatim.
-fn to_strs(base: &Arc<str>, toks: &[Tok<'_>]) -> Vec<Str> {
-    toks.iter().map(|t| Str::within(base, &t.s)).collect()
+fn to_strs(base: &Shared, toks: &[Tok<'_>]) -> Vec<Str> {
+    toks.iter().map(|t| Str::within(base, t.s)).collect()
 }
 
 // ---------------------------------------------------------------------------------------------
 // Rule specification (everything after `-A CHAIN`)
 // ---------------------------------------------------------------------------------------------
 
-/// Options that end an unknown module's arguments.
-fn is_core_option(s: &str) -> bool {
-    matches!(
-        s,
-        "-p" | "--protocol"
-            | "-s"
-            | "--source"
-            | "--src"
-            | "-d"
-            | "--destination"
-            | "--dst"
-            | "-i"
-            | "--in-interface"
-            | "-o"
-            | "--out-interface"
-            | "-f"
-            | "--fragment"
-            | "-m"
-            | "--match"
-            | "-j"
-            | "--jump"
-            | "-g"
-            | "--goto"
-            | "-c"
-            | "--set-counters"
-    )
+/// The options of iptables itself (not of a module); they also end an unknown module's
+/// arguments and a target's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Core {
+    Protocol,
+    Source,
+    Destination,
+    InInterface,
+    OutInterface,
+    Fragment,
+    Match,
+    Jump,
+    Goto,
+    Counters,
+}
+
+/// `s` as a core option. Every token of a rule is asked this, so the short spellings are told
+/// apart by their one letter before any string comparison.
+#[inline(always)]
+fn core_option(s: &str) -> Option<Core> {
+    let b = s.as_bytes();
+    match b {
+        [b'-', c] => Some(match c {
+            b'p' => Core::Protocol,
+            b's' => Core::Source,
+            b'd' => Core::Destination,
+            b'i' => Core::InInterface,
+            b'o' => Core::OutInterface,
+            b'f' => Core::Fragment,
+            b'm' => Core::Match,
+            b'j' => Core::Jump,
+            b'g' => Core::Goto,
+            b'c' => Core::Counters,
+            _ => return None,
+        }),
+        [b'-', b'-', ..] => Some(match s {
+            "--protocol" => Core::Protocol,
+            "--source" | "--src" => Core::Source,
+            "--destination" | "--dst" => Core::Destination,
+            "--in-interface" => Core::InInterface,
+            "--out-interface" => Core::OutInterface,
+            "--fragment" => Core::Fragment,
+            "--match" => Core::Match,
+            "--jump" => Core::Jump,
+            "--goto" => Core::Goto,
+            "--set-counters" => Core::Counters,
+            _ => return None,
+        }),
+        _ => None,
+    }
 }
 
 fn is_core_tok(t: &Tok<'_>) -> bool {
-    !t.quoted && is_core_option(&t.s)
-}
-
-/// The modules whose options are understood (others are kept verbatim), as a `'static` name
-/// so that a match under them needs no allocation for its module.
-fn known_module(m: &str) -> Option<&'static str> {
-    let name = match m {
-        "comment" => "comment",
-        "set" => "set",
-        "mark" => "mark",
-        "multiport" => "multiport",
-        "tcp" => "tcp",
-        "udp" => "udp",
-        "sctp" => "sctp",
-        "udplite" => "udplite",
-        "dccp" => "dccp",
-        "conntrack" => "conntrack",
-        "state" => "state",
-        "addrtype" => "addrtype",
-        "rpfilter" => "rpfilter",
-        "icmp" => "icmp",
-        "icmp6" => "icmp6",
-        "icmpv6" => "icmpv6",
-        "physdev" => "physdev",
-        _ => return None,
-    };
-    Some(name)
+    !t.quoted && core_option(t.s).is_some()
 }
 
 /// Options that take no argument, per module.
@@ -1287,7 +1581,7 @@ fn is_flag_option(module: &str, opt: &str) -> bool {
 struct SpecParser<'r, 'e> {
     line: usize,
     /// The dump's text, which the rule's texts are ranges of.
-    base: &'e Arc<str>,
+    base: &'e Shared,
     /// Scratch lists for the rule's matches and comments.
     matches: &'r mut Vec<Match>,
     comments: &'r mut Vec<Str>,
@@ -1305,9 +1599,9 @@ impl SpecParser<'_, '_> {
         Str::within(self.base, s)
     }
 
-    fn push(&mut self, module: Option<&'static str>, negated: bool, kind: MatchKind) {
+    fn push(&mut self, module: Option<Known>, negated: bool, kind: MatchKind) {
         self.matches.push(Match {
-            module: module.map(Cow::Borrowed),
+            module: module.map(Module::known),
             negated,
             kind,
         });
@@ -1315,6 +1609,7 @@ impl SpecParser<'_, '_> {
 
     /// The argument of option `toks[i]`. Old iptables wrote `--dport ! 80`; a `!` in the
     /// argument position flips `neg`. Returns the argument's index.
+    #[inline]
     fn arg(&mut self, toks: &[Tok<'_>], i: usize, neg: &mut bool) -> Option<usize> {
         let mut j = i + 1;
         if toks.get(j).is_some_and(|t| t.is("!")) && j + 1 < toks.len() {
@@ -1333,7 +1628,7 @@ impl SpecParser<'_, '_> {
     fn run(&mut self, toks: &[Tok<'_>]) {
         let mut i = 0;
         let mut neg = false;
-        let mut module: Option<&'static str> = None;
+        let mut module: Option<Known> = None;
         // Index in rule.matches of the current addrtype / rpfilter instance.
         let mut instance: Option<usize> = None;
         while i < toks.len() {
@@ -1349,18 +1644,18 @@ impl SpecParser<'_, '_> {
                     module,
                     neg,
                     MatchKind::Unknown {
-                        args: vec![self.text(&t.s)],
+                        args: vec![self.text(t.s)],
                     },
                 );
                 neg = false;
                 i += 1;
                 continue;
             }
-            let opt: &str = &t.s;
-            match opt {
-                "-p" | "--protocol" => {
+            let opt: &str = t.s;
+            match core_option(opt) {
+                Some(Core::Protocol) => {
                     if let Some(j) = self.arg(toks, i, &mut neg) {
-                        let name = self.text(&toks[j].s);
+                        let name = self.text(toks[j].s);
                         let number = protocol_number(&name);
                         self.push(None, neg, MatchKind::Protocol(Protocol { name, number }));
                         i = j + 1;
@@ -1368,13 +1663,13 @@ impl SpecParser<'_, '_> {
                         i = toks.len();
                     }
                 }
-                "-s" | "--source" | "--src" | "-d" | "--destination" | "--dst" => {
+                Some(side @ (Core::Source | Core::Destination)) => {
                     if let Some(j) = self.arg(toks, i, &mut neg) {
                         let a = Address {
-                            net: parse_net(&toks[j].s),
-                            text: self.text(&toks[j].s),
+                            net: parse_net(toks[j].s),
+                            text: self.text(toks[j].s),
                         };
-                        let kind = if opt.starts_with("-s") || opt.starts_with("--s") {
+                        let kind = if side == Core::Source {
                             MatchKind::Source(a)
                         } else {
                             MatchKind::Destination(a)
@@ -1385,10 +1680,10 @@ impl SpecParser<'_, '_> {
                         i = toks.len();
                     }
                 }
-                "-i" | "--in-interface" | "-o" | "--out-interface" => {
+                Some(side @ (Core::InInterface | Core::OutInterface)) => {
                     if let Some(j) = self.arg(toks, i, &mut neg) {
-                        let name = self.text(&toks[j].s);
-                        let kind = if opt == "-i" || opt == "--in-interface" {
+                        let name = self.text(toks[j].s);
+                        let kind = if side == Core::InInterface {
                             MatchKind::InInterface(name)
                         } else {
                             MatchKind::OutInterface(name)
@@ -1399,11 +1694,11 @@ impl SpecParser<'_, '_> {
                         i = toks.len();
                     }
                 }
-                "-f" | "--fragment" => {
+                Some(Core::Fragment) => {
                     self.push(None, neg, MatchKind::Fragment);
                     i += 1;
                 }
-                "-c" | "--set-counters" => {
+                Some(Core::Counters) => {
                     let p = toks.get(i + 1).and_then(|t| t.s.parse().ok());
                     let b = toks.get(i + 2).and_then(|t| t.s.parse().ok());
                     match (p, b) {
@@ -1414,22 +1709,22 @@ impl SpecParser<'_, '_> {
                     }
                     i += 3;
                 }
-                "-m" | "--match" => {
+                Some(Core::Match) => {
                     let Some(name_tok) = toks.get(i + 1) else {
                         self.err(format!("{opt} needs a module name"));
                         break;
                     };
-                    let name: &str = &name_tok.s;
+                    let name: &str = name_tok.s;
                     i += 2;
                     instance = None;
-                    if let Some(name) = known_module(name) {
-                        module = Some(name);
-                        if name == "addrtype" {
+                    if let Some(k) = Known::from_name(name) {
+                        module = Some(k);
+                        if k == Known::Addrtype {
                             instance = Some(self.matches.len());
-                            self.push(Some(name), false, MatchKind::AddrType(Box::default()));
-                        } else if name == "rpfilter" {
+                            self.push(Some(k), false, MatchKind::AddrType(Box::default()));
+                        } else if k == Known::Rpfilter {
                             instance = Some(self.matches.len());
-                            self.push(Some(name), false, MatchKind::RpFilter(RpFilter::default()));
+                            self.push(Some(k), false, MatchKind::RpFilter(RpFilter::default()));
                         }
                     } else {
                         // Unknown module: keep everything up to the next core option.
@@ -1445,24 +1740,24 @@ impl SpecParser<'_, '_> {
                         module = None;
                         let args = to_strs(self.base, &toks[start..i]);
                         self.matches.push(Match {
-                            module: Some(Cow::Owned(name.to_string())),
+                            module: Some(Module(ModuleRepr::Other(Box::new(name.to_string())))),
                             negated: false,
                             kind: MatchKind::Unknown { args },
                         });
                     }
                 }
-                "-j" | "--jump" | "-g" | "--goto" => {
+                Some(jump @ (Core::Jump | Core::Goto)) => {
                     let Some(name_tok) = toks.get(i + 1) else {
                         self.err(format!("{opt} needs a target"));
                         break;
                     };
-                    let goto = opt == "-g" || opt == "--goto";
+                    let goto = jump == Core::Goto;
                     let start = i + 2;
                     let mut end = start;
                     while end < toks.len() && !is_core_tok(&toks[end]) {
                         end += 1;
                     }
-                    let target = parse_target(&name_tok.s, goto, &toks[start..end], self);
+                    let target = parse_target(name_tok.s, goto, &toks[start..end], self);
                     if self.target.is_some() {
                         self.err("more than one target in one rule");
                     }
@@ -1482,12 +1777,39 @@ impl SpecParser<'_, '_> {
         &mut self,
         toks: &[Tok<'_>],
         i: usize,
-        module: Option<&'static str>,
+        module: Option<Known>,
         instance: Option<usize>,
         mut neg: bool,
     ) -> usize {
-        let opt: &str = &toks[i].s;
-        let m = module.unwrap_or("");
+        let opt: &str = toks[i].s;
+        // The options of nearly every rule Calico writes, straight to their reading (the same
+        // as through the general path below).
+        match (module, opt) {
+            (Some(Known::Comment), "--comment") => {
+                let Some(j) = self.arg(toks, i, &mut neg) else {
+                    return toks.len();
+                };
+                let c = self.text(toks[j].s);
+                self.comments.push(c);
+                return j + 1;
+            }
+            (Some(Known::Mark), "--mark") => {
+                let Some(j) = self.arg(toks, i, &mut neg) else {
+                    return toks.len();
+                };
+                let v: &str = toks[j].s;
+                match parse_mark(v) {
+                    Some((value, mask)) => self.push(module, neg, MatchKind::Mark { value, mask }),
+                    None => {
+                        self.err(format!("bad mark `{v}`"));
+                        self.option(module, neg, opt, v);
+                    }
+                }
+                return j + 1;
+            }
+            _ => {}
+        }
+        let m = module.map_or("", Known::name);
         // Options taking no argument.
         match (m, opt) {
             ("addrtype", "--limit-iface-in" | "--limit-iface-out") => {
@@ -1564,7 +1886,7 @@ impl SpecParser<'_, '_> {
         let Some(j) = self.arg(toks, i, &mut neg) else {
             return toks.len();
         };
-        let v: &str = &toks[j].s;
+        let v: &str = toks[j].s;
         let mut next = j + 1;
         match opt {
             "--comment" => {
@@ -1663,7 +1985,7 @@ impl SpecParser<'_, '_> {
         next
     }
 
-    fn option(&mut self, module: Option<&'static str>, neg: bool, name: &str, arg: &str) {
+    fn option(&mut self, module: Option<Known>, neg: bool, name: &str, arg: &str) {
         let kind = MatchKind::Option {
             name: self.text(name),
             args: vec![self.text(arg)],
@@ -1738,7 +2060,7 @@ fn parse_target(name: &str, goto: bool, args: &[Tok<'_>], sp: &mut SpecParser<'_
         args.iter()
             .position(|t| t.is(o))
             .and_then(|p| args.get(p + 1))
-            .map(|t| t.s.as_ref())
+            .map(|t| t.s)
     };
     let val = |o: &str| arg(o).map(|v| Str::within(base, v));
     let has = |o: &str| args.iter().any(|t| t.is(o));
@@ -1830,7 +2152,7 @@ pub fn parse_shared(text: &Arc<str>) -> Dump {
         return parse_list(text);
     }
     let mut p = SaveParser {
-        base: text,
+        shared: Arc::new(Arc::clone(text)),
         dump: Dump::default(),
         prefix_mode: detect_paste_prefix(text),
         current: None,
@@ -1881,16 +2203,17 @@ fn detect_paste_prefix(text: &str) -> bool {
         || rest == "COMMIT"
 }
 
-struct SaveParser<'a> {
-    /// The whole text (`'a` borrows from it).
-    base: &'a Arc<str>,
+struct SaveParser {
+    /// The whole text, which the rules' texts are ranges of.
+    shared: Shared,
     dump: Dump,
     prefix_mode: bool,
     /// Index of the open table section.
     current: Option<usize>,
     /// Saw `-P`/`-N` outside a table: `iptables -S` output, where a missing `*table` is normal.
     s_style: bool,
-    toks: Vec<Tok<'a>>,
+    /// Kept for its allocation (see [`recycle`]).
+    toks: Vec<Tok<'static>>,
     /// (table, chain) of the last rule, to skip the hash lookup for consecutive rules.
     last_chain: Option<(usize, usize)>,
     /// Rules of `last_chain` not yet moved into it. Collecting a run of rules here and moving
@@ -1901,13 +2224,20 @@ struct SaveParser<'a> {
     comment_buf: Vec<Str>,
 }
 
-impl<'a> SaveParser<'a> {
+impl SaveParser {
     fn err(&mut self, line: usize, msg: impl Into<String>) {
         self.dump.errors.push(ParseError::new(line, msg));
     }
 
-    fn line(&mut self, n: usize, raw: &'a str) {
-        let mut l = raw.trim();
+    fn line(&mut self, n: usize, raw: &str) {
+        // Most lines have nothing to trim; `trim` (Unicode blanks) only for those that may.
+        let b = raw.as_bytes();
+        let plain = |c: Option<&u8>| c.is_some_and(|&c| c.is_ascii_graphic());
+        let mut l = if plain(b.first()) && plain(b.last()) {
+            raw
+        } else {
+            raw.trim()
+        };
         if self.prefix_mode
             && let Some(r) = l.strip_prefix('#')
         {
@@ -2046,12 +2376,15 @@ impl<'a> SaveParser<'a> {
 
     /// A `-X …` line, `l` being the whole line for evidence and `cmd` the part from the
     /// option on (after `[p:b]`).
-    fn command(&mut self, n: usize, l: &'a str, cmd: &'a str, counters: Option<Counters>) {
-        let mut toks = std::mem::take(&mut self.toks);
-        if !tokenize(cmd, &mut toks) {
+    fn command(&mut self, n: usize, l: &str, cmd: &str, counters: Option<Counters>) {
+        let mut owned = Unquoted::new();
+        let mut toks = recycle(std::mem::take(&mut self.toks));
+        let closed = tokenize(cmd, &mut toks, &mut owned);
+        fill(&mut toks, &owned);
+        if !closed {
             self.err(n, "unterminated quote (truncated line?)");
         }
-        let op = toks.first().map(|t| t.s.as_ref()).unwrap_or("");
+        let op = toks.first().map_or("", |t| t.s);
         match op {
             "-A" | "--append" | "-I" | "--insert" | "-R" | "--replace" | "-D" | "--delete" => {
                 self.rule_line(n, l, &toks, counters);
@@ -2059,7 +2392,7 @@ impl<'a> SaveParser<'a> {
             "-N" | "--new-chain" | "-P" | "--policy" => {
                 let Some(name) = toks.get(1) else {
                     self.err(n, format!("{op} needs a chain name"));
-                    self.toks = toks;
+                    self.toks = recycle(toks);
                     return;
                 };
                 if self.current.is_none() {
@@ -2067,7 +2400,7 @@ impl<'a> SaveParser<'a> {
                 }
                 let t = self.table_for(n);
                 let table = &mut self.dump.tables[t];
-                let (ci, _) = table.chain_index_or_insert(&name.s, n);
+                let (ci, _) = table.chain_index_or_insert(name.s, n);
                 let chain = &mut table.chains[ci];
                 chain.declared = true;
                 if op == "-P" || op == "--policy" {
@@ -2090,16 +2423,16 @@ impl<'a> SaveParser<'a> {
             }
             _ => self.err(n, format!("unrecognised line: {}", ellipsis(l))),
         }
-        self.toks = toks;
+        self.toks = recycle(toks);
     }
 
-    fn rule_line(&mut self, n: usize, l: &'a str, toks: &[Tok<'_>], counters: Option<Counters>) {
-        let op = toks[0].s.as_ref();
+    fn rule_line(&mut self, n: usize, l: &str, toks: &[Tok<'_>], counters: Option<Counters>) {
+        let op = toks[0].s;
         let Some(chain_tok) = toks.get(1) else {
             self.err(n, format!("{op} needs a chain name"));
             return;
         };
-        let chain_name: &str = &chain_tok.s;
+        let chain_name: &str = chain_tok.s;
         let position = toks.get(2).and_then(|t| {
             if t.quoted {
                 None
@@ -2152,7 +2485,7 @@ impl<'a> SaveParser<'a> {
         self.comment_buf.clear();
         let mut sp = SpecParser {
             line: n,
-            base: self.base,
+            base: &self.shared,
             matches: &mut self.match_buf,
             comments: &mut self.comment_buf,
             target: None,
@@ -2169,7 +2502,7 @@ impl<'a> SaveParser<'a> {
             matches: Few::drain_from(&mut self.match_buf),
             target,
             comments: Comments::drain_from(&mut self.comment_buf),
-            text: Str::within(self.base, l),
+            text: Str::within(&self.shared, l),
         });
     }
 
@@ -2610,7 +2943,9 @@ fn list_rest(rest: &str, rule: &mut Rule, target_name: Option<&str>) {
     }
     plain.push_str(s);
     let mut local: Vec<Tok<'_>> = Vec::new();
-    let _ = tokenize(&plain, &mut local);
+    let mut owned = Unquoted::new();
+    let _ = tokenize(&plain, &mut local, &mut owned);
+    fill(&mut local, &owned);
 
     let mut goto = false;
     let mut unknown: Vec<Str> = Vec::new();
@@ -2618,10 +2953,10 @@ fn list_rest(rest: &str, rule: &mut Rule, target_name: Option<&str>) {
     let mut target_args: Vec<Str> = Vec::new();
     let mut i = 0;
     let mut neg = false;
-    let mut proto_module: Option<&'static str> = None;
-    let w = |k: usize| local.get(k).map(|t| t.s.as_ref());
+    let mut proto_module: Option<Known> = None;
+    let w = |k: usize| local.get(k).map(|t| t.s);
     while i < local.len() {
-        let t = local[i].s.as_ref();
+        let t = local[i].s;
         match t {
             "!" => {
                 neg = true;
@@ -2699,7 +3034,7 @@ fn list_rest(rest: &str, rule: &mut Rule, target_name: Option<&str>) {
                 }
                 unknown.push(t.into());
             }
-            "tcp" | "udp" | "sctp" | "udplite" | "dccp" => proto_module = known_module(t),
+            "tcp" | "udp" | "sctp" | "udplite" | "dccp" => proto_module = Known::from_name(t),
             "ctstate" | "state" if w(i + 1).is_some() => {
                 let states = w(i + 1).unwrap_or("").split(',').map(Str::from).collect();
                 let module = if t == "ctstate" { "conntrack" } else { "state" };
@@ -2723,7 +3058,7 @@ fn list_rest(rest: &str, rule: &mut Rule, target_name: Option<&str>) {
                 let (bang, v) = strip_bang(v);
                 match parse_ports(v) {
                     Some(ports) => rule.matches.push(Match {
-                        module: proto_module.map(Cow::Borrowed),
+                        module: proto_module.map(Module::known),
                         negated: neg || bang,
                         kind: MatchKind::Ports { dir, ports },
                     }),
@@ -2842,9 +3177,7 @@ mod tests {
     use super::*;
 
     fn toks(s: &str) -> Vec<String> {
-        let mut v = Vec::new();
-        tokenize(s, &mut v);
-        v.into_iter().map(|t| t.s.into_owned()).collect()
+        toks_fast(s).0.into_iter().map(|(t, _)| t).collect()
     }
 
     #[test]
@@ -2859,16 +3192,14 @@ mod tests {
 
     #[test]
     fn tokenizer_reports_an_unterminated_quote_and_keeps_the_rest() {
-        let mut v = Vec::new();
-        assert!(!tokenize(r#"--comment "cali:abc def"#, &mut v));
-        assert_eq!(v[1].s, "cali:abc def");
+        let (v, closed) = toks_fast(r#"--comment "cali:abc def"#);
+        assert!(!closed);
+        assert_eq!(v[1].0, "cali:abc def");
     }
 
     #[test]
     fn tokenizer_survives_an_escape_before_a_multibyte_char() {
-        let mut v = Vec::new();
-        tokenize("\"a\\é b\"", &mut v);
-        assert_eq!(v.len(), 1);
+        assert_eq!(toks("\"a\\é b\"").len(), 1);
     }
 
     /// Every token by the general path only, as the tokenizer did before its fast path.
@@ -2884,8 +3215,8 @@ mod tests {
             if i >= b.len() {
                 break;
             }
-            let (t, next, ok) = token_general(s, i);
-            out.push((t.s.into_owned(), t.quoted));
+            let (t, quoted, next, ok) = token_general(s, i);
+            out.push((t.into_owned(), quoted));
             closed &= ok;
             i = next;
         }
@@ -2894,11 +3225,10 @@ mod tests {
 
     fn toks_fast(s: &str) -> (Vec<(String, bool)>, bool) {
         let mut v = Vec::new();
-        let closed = tokenize(s, &mut v);
-        let out = v
-            .into_iter()
-            .map(|t| (t.s.into_owned(), t.quoted))
-            .collect();
+        let mut owned = Unquoted::new();
+        let closed = tokenize(s, &mut v, &mut owned);
+        fill(&mut v, &owned);
+        let out = v.iter().map(|t| (t.s.to_string(), t.quoted)).collect();
         (out, closed)
     }
 
@@ -2928,6 +3258,155 @@ mod tests {
         ] {
             assert_eq!(toks_fast(line), toks_general(line), "{line}");
         }
+    }
+
+    #[test]
+    fn the_chunked_tokenizer_agrees_with_the_general_one_at_every_alignment() {
+        // Every string of up to five characters over blanks, quotes, escapes, `!`, a
+        // multi-byte char and a word char, behind 0 to 8 bytes of word so that each character
+        // falls at every position of an eight-byte chunk, and at a chunk's tail.
+        let alphabet = [" ", "\t", "\"", "\\", "!", "é", "a"];
+        let mut words = vec![String::new()];
+        let mut last = vec![String::new()];
+        for _ in 0..5 {
+            last = last
+                .iter()
+                .flat_map(|w| alphabet.iter().map(move |c| format!("{w}{c}")))
+                .collect();
+            words.extend(last.iter().cloned());
+        }
+        for w in &words {
+            for pad in 0..=8 {
+                let line = format!("{}{w}", "x".repeat(pad));
+                assert_eq!(toks_fast(&line), toks_general(&line), "{line:?}");
+                let line = format!("{w}{} -j ACCEPT", "y".repeat(pad));
+                assert_eq!(toks_fast(&line), toks_general(&line), "{line:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn numbers_read_like_the_standard_parsers() {
+        let digits = ["0", "1", "9", "a", "f", "F", "g", "+", "-", "x", " "];
+        let mut all = vec![String::new()];
+        let mut frontier = vec![String::new()];
+        for _ in 0..4 {
+            frontier = frontier
+                .iter()
+                .flat_map(|w| digits.iter().map(move |d| format!("{w}{d}")))
+                .collect();
+            all.extend(frontier.iter().cloned());
+        }
+        all.extend(
+            [
+                "4294967295",
+                "4294967296",
+                "04294967295",
+                "99999999999",
+                "0xffffffff",
+                "0x100000000",
+                "0x0ffffffff",
+                "0XFFFF",
+                "0x",
+                "0x+1",
+                "+4294967295",
+                "0xfffffffff",
+                "123456789",
+                "1234567890",
+            ]
+            .map(String::from),
+        );
+        for s in &all {
+            let std = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+                Some(h) => u32::from_str_radix(h, 16).ok(),
+                None => s.parse::<u32>().ok(),
+            };
+            assert_eq!(parse_u32_auto(s), std, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn core_options_are_told_apart_exactly() {
+        let all = [
+            ("-p", Core::Protocol),
+            ("--protocol", Core::Protocol),
+            ("-s", Core::Source),
+            ("--source", Core::Source),
+            ("--src", Core::Source),
+            ("-d", Core::Destination),
+            ("--destination", Core::Destination),
+            ("--dst", Core::Destination),
+            ("-i", Core::InInterface),
+            ("--in-interface", Core::InInterface),
+            ("-o", Core::OutInterface),
+            ("--out-interface", Core::OutInterface),
+            ("-f", Core::Fragment),
+            ("--fragment", Core::Fragment),
+            ("-m", Core::Match),
+            ("--match", Core::Match),
+            ("-j", Core::Jump),
+            ("--jump", Core::Jump),
+            ("-g", Core::Goto),
+            ("--goto", Core::Goto),
+            ("-c", Core::Counters),
+            ("--set-counters", Core::Counters),
+        ];
+        for (s, c) in all {
+            assert_eq!(core_option(s), Some(c), "{s}");
+        }
+        for s in [
+            "",
+            "-",
+            "--",
+            "p",
+            "-P",
+            "-x",
+            "--p",
+            "-pp",
+            "--Protocol",
+            "--sport",
+            "--dport",
+            "--comment",
+            "--mark",
+            "-A",
+            "!",
+            "--in-interface=eth0",
+            "—p",
+        ] {
+            assert_eq!(core_option(s), None, "{s}");
+        }
+    }
+
+    #[test]
+    fn known_modules_round_trip_through_their_names() {
+        for name in [
+            "comment",
+            "set",
+            "mark",
+            "multiport",
+            "tcp",
+            "udp",
+            "sctp",
+            "udplite",
+            "dccp",
+            "conntrack",
+            "state",
+            "addrtype",
+            "rpfilter",
+            "icmp",
+            "icmp6",
+            "icmpv6",
+            "physdev",
+        ] {
+            let k = Known::from_name(name).expect(name);
+            assert_eq!(k.name(), name);
+            assert_eq!(Module::from(name), Module::known(k));
+            assert_eq!(Module::from(name).as_str(), name);
+        }
+        let other = Module::from("iprange");
+        assert_eq!(other.as_str(), "iprange");
+        assert!(Known::from_name("Comment").is_none());
+        assert_ne!(Module::from("Comment"), Module::from("comment"));
     }
 
     /// The parts of a rule that do not depend on how its line was spelled.
