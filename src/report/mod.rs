@@ -359,17 +359,9 @@ pub fn write_json(report: &Report, w: &mut dyn std::io::Write) -> std::io::Resul
         .zip(&anchors)
         .map(|(finding, anchor)| JsonFinding { finding, anchor })
         .collect();
-    // The three big lists are rendered in parallel, and spliced into the rest, which is
-    // rendered with them empty: the bytes are those of rendering it all in one go.
-    let (findings, (nodes_detail, evidence_context)) = rayon::join(
-        || pretty_list(&findings),
-        || {
-            rayon::join(
-                || pretty_list(&report.nodes_detail),
-                || pretty_list(&report.evidence_context),
-            )
-        },
-    );
+    // The three big lists are rendered in parallel, a window of items at a time, and spliced
+    // into the rest, which is rendered with them empty: the bytes are those of rendering it
+    // all in one go.
     let json = JsonReport {
         schema_version: report.schema_version,
         tool: &report.tool,
@@ -397,11 +389,7 @@ pub fn write_json(report: &Report, w: &mut dyn std::io::Write) -> std::io::Resul
     let head = serde_json::to_string_pretty(&json).map_err(std::io::Error::other)?;
     let mut w = std::io::BufWriter::with_capacity(1 << 16, w);
     let mut rest = head.as_str();
-    for (key, list) in [
-        ("findings", findings?),
-        ("nodes_detail", nodes_detail?),
-        ("evidence_context", evidence_context?),
-    ] {
+    for key in ["findings", "nodes_detail", "evidence_context"] {
         // Top-level keys are the only lines indented by two spaces (strings hold no raw
         // newlines), and each list was rendered as `[]`.
         let marker = format!("\n  \"{key}\": []");
@@ -412,7 +400,11 @@ pub fn write_json(report: &Report, w: &mut dyn std::io::Write) -> std::io::Resul
         };
         let open = at + marker.len() - 2;
         w.write_all(&rest.as_bytes()[..open])?;
-        w.write_all(list.as_bytes())?;
+        match key {
+            "findings" => write_pretty_list(&mut w, &findings)?,
+            "nodes_detail" => write_pretty_list(&mut w, &report.nodes_detail)?,
+            _ => write_pretty_list(&mut w, &report.evidence_context)?,
+        }
         rest = &rest[open + 2..];
     }
     w.write_all(rest.as_bytes())?;
@@ -422,37 +414,45 @@ pub fn write_json(report: &Report, w: &mut dyn std::io::Write) -> std::io::Resul
 
 /// A top-level list of the JSON report as the pretty printer writes it at that depth:
 /// `[]`, or `[`, each item on a new line indented by four spaces (its inner lines too), and
-/// `]` indented by two.
-fn pretty_list<T: Serialize + Sync>(items: &[T]) -> serde_json::Result<String> {
+/// `]` indented by two. Items are rendered in parallel, a bounded window at a time, so the
+/// text held at once stays small however long the list.
+fn write_pretty_list<T: Serialize + Sync>(
+    w: &mut impl std::io::Write,
+    items: &[T],
+) -> std::io::Result<()> {
     use rayon::prelude::*;
     if items.is_empty() {
-        return Ok("[]".to_string());
+        return w.write_all(b"[]");
     }
-    let parts: Vec<String> = items
-        .par_chunks(64)
-        .map(|chunk| {
-            let mut part = String::new();
-            for item in chunk {
-                let text = serde_json::to_string_pretty(item)?;
-                part.push_str(",\n    ");
-                for (i, line) in text.split('\n').enumerate() {
-                    if i > 0 {
-                        part.push_str("\n    ");
+    w.write_all(b"[")?;
+    let mut first = true;
+    for window in items.chunks(4096) {
+        let parts: Vec<String> = window
+            .par_chunks(64)
+            .map(|chunk| {
+                let mut part = String::new();
+                for item in chunk {
+                    let text = serde_json::to_string_pretty(item)?;
+                    part.push_str(",\n    ");
+                    for (i, line) in text.split('\n').enumerate() {
+                        if i > 0 {
+                            part.push_str("\n    ");
+                        }
+                        part.push_str(line);
                     }
-                    part.push_str(line);
                 }
-            }
-            Ok(part)
-        })
-        .collect::<serde_json::Result<_>>()?;
-    let mut out = String::with_capacity(parts.iter().map(String::len).sum::<usize>() + 8);
-    out.push('[');
-    for (i, part) in parts.iter().enumerate() {
-        // Every item was written after `,`: the first one is not.
-        out.push_str(if i == 0 { &part[1..] } else { part });
+                Ok(part)
+            })
+            .collect::<serde_json::Result<_>>()
+            .map_err(std::io::Error::other)?;
+        for part in &parts {
+            // Every item was written after `,`: the first one is not.
+            let bytes = part.as_bytes();
+            w.write_all(if first { &bytes[1..] } else { bytes })?;
+            first = false;
+        }
     }
-    out.push_str("\n  ]");
-    Ok(out)
+    w.write_all(b"\n  ]")
 }
 
 #[derive(Serialize)]
