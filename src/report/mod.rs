@@ -598,6 +598,57 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_list_rendered_in_windows_reads_as_rendering_the_whole_report_at_once() {
+        #[derive(Serialize, Clone)]
+        struct Item {
+            n: usize,
+            name: String,
+            tags: Vec<&'static str>,
+            nested: Option<Box<Item>>,
+        }
+        #[derive(Serialize)]
+        struct Whole {
+            before: u32,
+            items: Vec<Item>,
+            after: &'static str,
+        }
+        for len in [0, 1, 63, 64, 65, 4095, 4096, 4097, 9000] {
+            let items: Vec<Item> = (0..len)
+                .map(|n| Item {
+                    n,
+                    name: format!("item \"{n}\"\n<b>"),
+                    tags: if n % 3 == 0 { vec![] } else { vec!["a", "b"] },
+                    nested: (n % 5 == 0).then(|| {
+                        Box::new(Item {
+                            n,
+                            name: String::new(),
+                            tags: vec!["x"],
+                            nested: None,
+                        })
+                    }),
+                })
+                .collect();
+            let whole = Whole {
+                before: 1,
+                items: items.clone(),
+                after: "end",
+            };
+            let expected = serde_json::to_string_pretty(&whole).unwrap();
+            let head = serde_json::to_string_pretty(&Whole {
+                before: 1,
+                items: Vec::new(),
+                after: "end",
+            })
+            .unwrap();
+            let (a, b) = head.split_once("[]").unwrap();
+            let mut out = a.as_bytes().to_vec();
+            write_pretty_list(&mut out, &items).unwrap();
+            out.extend_from_slice(b.as_bytes());
+            assert_eq!(String::from_utf8(out).unwrap(), expected, "{len} items");
+        }
+    }
+
+    #[test]
     fn context_lines_are_clipped_to_the_text() {
         let text = "a\nb\r\nc\nd\n";
         let got = context_lines(text, 1, 2);
