@@ -495,9 +495,14 @@ impl ChunkBuffers {
     /// A buffer of `size` initialised bytes.
     fn take(&self, size: usize) -> Vec<u8> {
         let recycled = self.0.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        let mut buf = recycled.unwrap_or_default();
-        buf.resize(size, 0);
-        buf
+        match recycled {
+            Some(mut buf) => {
+                buf.resize(size, 0);
+                buf
+            }
+            // Zeroed by the allocator (fresh pages from the system), not written here.
+            None => vec![0; size],
+        }
     }
 
     fn put(&self, buf: Vec<u8>) {
