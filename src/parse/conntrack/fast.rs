@@ -145,6 +145,23 @@ fn token(e: &mut EntryBuilder, line: &str, i: usize) -> Option<usize> {
             e.unreplied = true;
             Some(Ok(i + 11))
         }
+        // The TCP state, before the first tuple: `word` would take it so.
+        _ if rest.first().is_some_and(u8::is_ascii_uppercase)
+            && e.state.is_none()
+            && e.tuples[0].src.is_none() =>
+        {
+            let n = rest
+                .iter()
+                .position(|&c| !(c.is_ascii_uppercase() || c == b'_'))
+                .unwrap_or(rest.len());
+            match line.get(i..i + n) {
+                Some(w) if ends(b, i + n) => {
+                    e.state = super::TcpState::from_word(w);
+                    Some(Ok(i + n))
+                }
+                _ => None,
+            }
+        }
         _ if rest.get(..3) == Some(b"id=") && e.takes_id() => number(b, i + 3).map(|(v, end)| {
             e.tuples[d].id = Some(v);
             Ok(end)
@@ -203,6 +220,25 @@ fn ends(b: &[u8], i: usize) -> bool {
 /// 1 to 19 digits at `b[i]` (not followed by another digit) and the index after them.
 #[inline(always)]
 fn digits(b: &[u8], i: usize) -> Option<(u64, usize)> {
+    // Up to seven digits with eight bytes to look at: all at once.
+    if let Some(w) = b.get(i..i + 8).and_then(|s| <[u8; 8]>::try_from(s).ok()) {
+        let x = u64::from_le_bytes(w).wrapping_sub(0x3030_3030_3030_3030);
+        // The high bit of each byte that is not a digit (exact up to the first of them,
+        // which is all that is used).
+        let not_digit = (x | x.wrapping_add(0x7676_7676_7676_7676)) & 0x8080_8080_8080_8080;
+        let len = (not_digit.trailing_zeros() / 8) as usize;
+        if len == 0 {
+            return None;
+        }
+        if len < 8 {
+            // The digits to the top bytes (zeros below them), then pairs, quads, octets.
+            let v = x << (8 * (8 - len));
+            let v = ((v & 0x0f0f_0f0f_0f0f_0f0f).wrapping_mul(2561)) >> 8;
+            let v = ((v & 0x00ff_00ff_00ff_00ff).wrapping_mul(6_553_601)) >> 16;
+            let v = ((v & 0x0000_ffff_0000_ffff).wrapping_mul(42_949_672_960_001)) >> 32;
+            return Some((v, i + len));
+        }
+    }
     let mut n = 0u64;
     let mut j = i;
     while let Some(&c) = b.get(j) {
