@@ -169,17 +169,18 @@ fn not_checked(model: &Model<'_>) -> Vec<report::StepNotChecked> {
 /// Trace the flows behind `[UNREPLIED]` conntrack entries between endpoints of the bundle
 /// (the likely drops), a few of them, each distinct flow once.
 fn unreplied_traces(model: &Model<'_>, findings: &[Finding]) -> Vec<trace::Trace> {
+    use rayon::prelude::*;
     use std::collections::BTreeSet;
     let by_ip = model.endpoints_by_ip();
     let mut seen = BTreeSet::new();
-    let mut out = Vec::new();
-    for node in &model.nodes {
+    let mut flows = Vec::new();
+    'nodes: for node in &model.nodes {
         for ct in &node.conntrack {
             // Unreplied flow keys (listing and events) by the line each first appears at.
             for g in ct.data.unreplied_all() {
                 let e = &g.first;
-                if out.len() >= MAX_UNREPLIED_TRACES {
-                    return out;
+                if flows.len() >= MAX_UNREPLIED_TRACES {
+                    break 'nodes;
                 }
                 let (Some(s), Some(d)) = (by_ip.get(e.orig.src), by_ip.get(e.orig.dst)) else {
                     continue;
@@ -188,17 +189,20 @@ fn unreplied_traces(model: &Model<'_>, findings: &[Finding]) -> Vec<trace::Trace
                 if !seen.insert((s, d, e.proto, dport)) {
                     continue;
                 }
-                let f = trace::flow::Flow {
+                flows.push(trace::flow::Flow {
                     src: trace::flow::endpoint_end(model, s, e.orig.src),
                     dst: trace::flow::endpoint_end(model, d, e.orig.dst),
                     protocol: e.proto,
                     dport,
-                };
-                out.push(trace::trace_flow(model, findings, &f, None));
+                });
             }
         }
     }
-    out
+    // The flows are independent: trace them on the pool, in the order chosen.
+    flows
+        .par_iter()
+        .map(|f| trace::trace_flow(model, findings, f, None))
+        .collect()
 }
 
 impl Analysis {
