@@ -162,19 +162,13 @@ pub fn terminal_summary(report: &Report, report_path: Option<&Path>, color: bool
     }
     let _ = writeln!(out, "{line}");
 
-    // Worst first; then step order, then the report's order.
-    let step_index = |f: &crate::checks::Finding| {
-        crate::checks::Step::ALL
-            .iter()
-            .position(|s| *s == f.step)
-            .unwrap_or(usize::MAX)
-    };
+    // Worst first; then step order (`Step` orders as the flow does), then the report's order.
     let mut worst: Vec<_> = report
         .findings
         .iter()
         .filter(|f| f.severity >= Severity::Warning)
         .collect();
-    worst.sort_by_key(|f| (std::cmp::Reverse(f.severity), step_index(f)));
+    worst.sort_by_key(|f| (std::cmp::Reverse(f.severity), f.step));
     for f in worst.iter().take(TOP_FINDINGS) {
         let node = f
             .node

@@ -198,6 +198,8 @@ impl ReportView {
                 .push(finding_view(finding, anchor, &context));
         }
 
+        // Counts and verdicts as the JSON report gives them (one Step::ALL order for both).
+        let counts = step_counts(report);
         let steps = Step::ALL
             .iter()
             .enumerate()
@@ -214,13 +216,13 @@ impl ReportView {
                         reason: n.reason.clone(),
                     })
                     .collect();
-                let count = |s: Severity| findings.iter().filter(|f| f.severity == s).count();
-                let (errors, warnings, infos) = (
-                    count(Severity::Error),
-                    count(Severity::Warning),
-                    count(Severity::Info),
-                );
-                let verdict = verdict(errors, warnings, !not_checked.is_empty());
+                let StepCounts {
+                    errors,
+                    warnings,
+                    infos,
+                    verdict,
+                    ..
+                } = counts[i];
                 let partly_checked =
                     !not_checked.is_empty() && not_checked.iter().all(|n| n.node.is_some());
                 StepView {
@@ -429,8 +431,8 @@ pub fn doc_section(doc: &str, heading: &str) -> Option<String> {
 
 /// Anchors that survive re-running the analysis on the same bundle: they hash what the
 /// finding is about (code, node, subjects), not where the evidence happens to sit.
-/// Each step's finding counts and verdict, as [`ReportView::build`] computes them, without
-/// building the views of the findings (what the JSON report needs).
+/// Each step's finding counts and verdict, without building the views of the findings: the
+/// one count the JSON report, the HTML view and the terminal summary all show.
 pub(crate) fn step_counts(report: &Report) -> Vec<StepCounts> {
     Step::ALL
         .iter()
