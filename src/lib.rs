@@ -38,6 +38,8 @@ pub struct Analysis {
     pub trace_errors: Vec<String>,
     /// Debugging-flow steps the bundle could not answer, and why.
     pub steps_not_checked: Vec<report::StepNotChecked>,
+    /// The lines around each evidence line of the findings, read from the bundle.
+    pub evidence_context: Vec<report::EvidenceContext>,
 }
 
 /// What to do beyond the checks.
@@ -46,6 +48,9 @@ pub struct AnalyzeOptions {
     /// Flows to explain, as `(from, to[:port])`.
     pub traces: Vec<(String, String)>,
 }
+
+/// Lines of context shown either side of each evidence line.
+pub const EVIDENCE_CONTEXT_LINES: usize = 3;
 
 /// Flows behind `[UNREPLIED]` conntrack entries traced per report, at most.
 pub const MAX_UNREPLIED_TRACES: usize = 5;
@@ -91,7 +96,17 @@ pub fn analyze_bundle(bundle: Bundle, opts: &AnalyzeOptions) -> Analysis {
     let steps_not_checked = not_checked(&model);
     let version = model.version.clone();
     let dataplane = model.dataplane;
-    timing::phase("drop model", || drop(model));
+    // Freeing the model takes a while: the evidence context is read from the bundle meanwhile.
+    let (evidence_context, ()) = rayon::join(
+        || {
+            timing::phase("evidence context", || {
+                report::evidence_context(&findings, EVIDENCE_CONTEXT_LINES, |path, n| {
+                    bundle.line(path, n)
+                })
+            })
+        },
+        || timing::phase("drop model", || drop(model)),
+    );
     Analysis {
         bundle,
         findings,
@@ -102,6 +117,7 @@ pub fn analyze_bundle(bundle: Bundle, opts: &AnalyzeOptions) -> Analysis {
         kernel_traces,
         trace_errors,
         steps_not_checked,
+        evidence_context,
     }
 }
 
@@ -213,13 +229,12 @@ impl Analysis {
         r.traces = self.traces.clone();
         r.kernel_traces = self.kernel_traces.clone();
         r.steps_not_checked = self.steps_not_checked.clone();
-        r.attach_evidence_context(3, |path, n| self.bundle.line(path, n));
+        r.evidence_context = self.evidence_context.clone();
         r
     }
 
     /// [`Analysis::report`] without copying: the findings and tables move into the report and
-    /// the bundle is freed as soon as the evidence context is read from it, before the report
-    /// is rendered (the memory it held serves the rendering).
+    /// the bundle is freed on another thread while the report is rendered.
     pub fn into_report(mut self) -> report::Report {
         let findings = std::mem::take(&mut self.findings);
         let mut r = self.report_head(findings);
@@ -227,8 +242,11 @@ impl Analysis {
         r.traces = self.traces;
         r.kernel_traces = self.kernel_traces;
         r.steps_not_checked = self.steps_not_checked;
-        r.attach_evidence_context(3, |path, n| self.bundle.line(path, n));
-        drop(self.bundle);
+        r.evidence_context = self.evidence_context;
+        // Freeing the parsed bundle takes a while and nothing waits for it: another thread
+        // does it while the report is rendered.
+        let bundle = self.bundle;
+        std::thread::spawn(move || drop(bundle));
         r
     }
 

@@ -119,12 +119,16 @@ fn node_findings<'b>(
         // Established flows by (source, destination, protocol, port), in the order each
         // first appears: the first entry of a flow is its evidence.
         for g in ct.data.established.iter() {
+            // Past the cap nothing more is evaluated (`capped` below says so).
+            if seen.len() >= max_flows {
+                break;
+            }
             let e = &g.first;
             let (Some(s), Some(d)) = (by_ip.get(g.key.src), by_ip.get(g.key.dst)) else {
                 continue;
             };
             let dport = g.key.dport;
-            if seen.len() >= max_flows || !seen.insert((s, d, g.key.proto, dport)) {
+            if !seen.insert((s, d, g.key.proto, dport)) {
                 continue;
             }
             m.net_set_index.containing_into(e.orig.src, &mut src_sets);

@@ -91,43 +91,51 @@ impl Report {
     }
 
     /// Fill [`Report::evidence_context`] with `radius` lines either side of every evidence
-    /// line. `line_of` gives line `n` of an artifact by its bundle path (None: its text was
-    /// not kept in memory, or it is shorter; that evidence simply gets no context).
+    /// line ([`evidence_context`]).
     pub fn attach_evidence_context<'t>(
         &mut self,
         radius: usize,
         line_of: impl Fn(&str, usize) -> Option<&'t str> + Sync,
     ) {
-        use rayon::prelude::*;
-        let wanted: BTreeSet<(&str, usize)> = self
-            .findings
-            .iter()
-            .flat_map(|f| f.evidence.iter())
-            .filter(|e| e.line > 0)
-            .map(|e| (e.path.as_str(), e.line))
-            .collect();
-        let wanted: Vec<(&str, usize)> = wanted.into_iter().collect();
-        // Lines of big texts come out of compressed blocks: look them up in parallel.
-        let out: Vec<EvidenceContext> = wanted
-            .par_iter()
-            .filter_map(|&(path, line)| {
-                let first = line.saturating_sub(radius).max(1);
-                let context: Vec<ContextLine> = (first..=line.saturating_add(radius))
-                    .map_while(|n| line_of(path, n).map(|l| (n, l)))
-                    .map(|(n, l)| ContextLine {
-                        line: n,
-                        text: truncate_chars(l, CONTEXT_LINE_MAX),
-                    })
-                    .collect();
-                (!context.is_empty()).then(|| EvidenceContext {
-                    path: path.to_string(),
-                    line,
-                    context,
-                })
-            })
-            .collect();
-        self.evidence_context = out;
+        self.evidence_context = evidence_context(&self.findings, radius, line_of);
     }
+}
+
+/// `radius` lines either side of every evidence line of `findings`, once per (path, line),
+/// ordered by path and line. `line_of` gives line `n` of an artifact by its bundle path (None:
+/// its text was not kept in memory, or it is shorter; that evidence simply gets no context).
+pub fn evidence_context<'t>(
+    findings: &[Finding],
+    radius: usize,
+    line_of: impl Fn(&str, usize) -> Option<&'t str> + Sync,
+) -> Vec<EvidenceContext> {
+    use rayon::prelude::*;
+    let wanted: BTreeSet<(&str, usize)> = findings
+        .iter()
+        .flat_map(|f| f.evidence.iter())
+        .filter(|e| e.line > 0)
+        .map(|e| (e.path.as_str(), e.line))
+        .collect();
+    let wanted: Vec<(&str, usize)> = wanted.into_iter().collect();
+    // Lines of big texts come out of compressed blocks: look them up in parallel.
+    wanted
+        .par_iter()
+        .filter_map(|&(path, line)| {
+            let first = line.saturating_sub(radius).max(1);
+            let context: Vec<ContextLine> = (first..=line.saturating_add(radius))
+                .map_while(|n| line_of(path, n).map(|l| (n, l)))
+                .map(|(n, l)| ContextLine {
+                    line: n,
+                    text: truncate_chars(l, CONTEXT_LINE_MAX),
+                })
+                .collect();
+            (!context.is_empty()).then(|| EvidenceContext {
+                path: path.to_string(),
+                line,
+                context,
+            })
+        })
+        .collect()
 }
 
 /// The lines `line - radius ..= line + radius` of `text` (1-based, clipped to the text),
@@ -426,7 +434,7 @@ fn write_pretty_list<T: Serialize + Sync>(
     }
     w.write_all(b"[")?;
     let mut first = true;
-    for window in items.chunks(4096) {
+    for window in items.chunks(1024) {
         let parts: Vec<String> = window
             .par_chunks(64)
             .map(|chunk| {
