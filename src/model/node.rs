@@ -377,6 +377,9 @@ fn active_policies(
 struct PolicyNames {
     by_name: HashMap<String, (usize, Direction)>,
     by_comment: HashMap<String, (usize, Direction)>,
+    /// Each policy's candidates for any version, both directions (empty for staged
+    /// policies, which Felix does not program).
+    any_version: Vec<Vec<names::ChainCandidate>>,
     /// Each policy's expected chain names per direction (ingress, egress), computed on first
     /// use and shared by every node where the policy is active.
     chains: Vec<[OnceLock<ExpectedChains>; 2]>,
@@ -391,11 +394,23 @@ struct ExpectedChains {
 }
 
 impl ExpectedChains {
-    fn new(p: &crate::model::Policy, dir: Direction, version: names::CalicoVersion) -> Self {
+    /// `any` holds the policy's candidates for any version (see [`PolicyNames`]).
+    fn new(
+        p: &crate::model::Policy,
+        dir: Direction,
+        version: names::CalicoVersion,
+        any: &[names::ChainCandidate],
+    ) -> Self {
         let exact = names::policy_chain_candidates_for_direction(&p.policy_ref, dir, Some(version));
-        let any = names::policy_chain_candidates_for_direction(&p.policy_ref, dir, None);
+        let computed;
+        let any = if p.staged {
+            computed = names::policy_chain_candidates_for_direction(&p.policy_ref, dir, None);
+            &computed[..]
+        } else {
+            any
+        };
         let mut candidates: Vec<String> = exact.iter().map(|c| c.chain.clone()).collect();
-        for c in &any {
+        for c in any.iter().filter(|c| c.direction == dir) {
             if !candidates.contains(&c.chain) {
                 candidates.push(c.chain.clone());
             }
@@ -429,17 +444,20 @@ impl PolicyNames {
                 }
             })
             .collect();
-        for (i, list) in candidates.into_iter().enumerate() {
+        for (i, list) in candidates.iter().enumerate() {
             for c in list {
-                if let Some(comment) = c.comment {
-                    by_comment.entry(comment).or_insert((i, c.direction));
+                if let Some(comment) = &c.comment {
+                    by_comment
+                        .entry(comment.clone())
+                        .or_insert((i, c.direction));
                 }
-                by_name.entry(c.chain).or_insert((i, c.direction));
+                by_name.entry(c.chain.clone()).or_insert((i, c.direction));
             }
         }
         PolicyNames {
             by_name,
             by_comment,
+            any_version: candidates,
             chains: m
                 .policies
                 .iter()
@@ -454,7 +472,14 @@ impl PolicyNames {
             Direction::Egress => 1,
         };
         self.chains[pi][i]
-            .get_or_init(|| ExpectedChains::new(&m.policies[pi], dir, m.calico_version()))
+            .get_or_init(|| {
+                ExpectedChains::new(
+                    &m.policies[pi],
+                    dir,
+                    m.calico_version(),
+                    &self.any_version[pi],
+                )
+            })
     }
 }
 
