@@ -3,7 +3,6 @@
 //! went (a local policy drop leaves no entry). Flows of addresses that are no endpoint of the
 //! node (the host itself, other clusters) are not this check's business.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 
 use super::{Check, Evidence, Finding, Severity, Step, shell_quote};
@@ -88,7 +87,7 @@ fn run(m: &Model<'_>, out: &mut Vec<Finding>) {
             local[e] = true;
         }
         let is_local = |ip: IpAddr| by_ip.get(ip).filter(|&e| local[e]);
-        let mut groups: HashMap<Key, Group<'_>> = HashMap::new();
+        let mut groups: foldhash::HashMap<Key, Group<'_>> = Default::default();
         for d in &node.conntrack {
             // `conntrack -E` prints every new flow as unreplied: only snapshots and the
             // destruction of flows that never got an answer count (`Table::unreplied`). Its

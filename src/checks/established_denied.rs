@@ -1,7 +1,5 @@
 //! CAL063: established connections between endpoints that the current policies would deny.
 
-use std::collections::{HashMap, HashSet};
-
 use super::{Check, Evidence, Finding, Severity, Step};
 use crate::calico::names::Direction;
 use crate::model::Model;
@@ -109,10 +107,10 @@ fn node_findings<'b>(
     node: &crate::model::NodeModel<'_>,
     max_flows: usize,
 ) -> Vec<Finding> {
-    let mut seen = HashSet::new();
+    let mut seen = foldhash::HashSet::default();
     // Keyed by destination, port and deciding rule, in the order first met.
     let mut groups: Vec<Group> = Vec::new();
-    let mut group_of: HashMap<GroupKey, usize> = HashMap::new();
+    let mut group_of: foldhash::HashMap<GroupKey, usize> = Default::default();
     // Network sets holding each end's address, reused from flow to flow.
     let (mut src_sets, mut dst_sets) = (Vec::new(), Vec::new());
     for ct in &node.conntrack {

@@ -222,22 +222,32 @@ impl<'b> Model<'b> {
         let policies = phase("model: policies", || {
             policies::policies(&resources, version.version)
         });
-        let endpoint_index = LabelIndex::new(endpoints.iter().map(|e| &e.labels));
-        let member_index = LabelIndex::new(
-            endpoints
-                .iter()
-                .map(|e| &e.labels)
-                .chain(net_sets.iter().map(|n| &n.labels)),
+        // The chain names of every policy need only the policies: hashed on the pool while
+        // the indexes are built.
+        let (policy_names, (endpoint_index, member_index, policy_endpoints)) = rayon::join(
+            || phase("model: chain names", || node::PolicyNames::new(&policies)),
+            || {
+                let endpoint_index = LabelIndex::new(endpoints.iter().map(|e| &e.labels));
+                let member_index = LabelIndex::new(
+                    endpoints
+                        .iter()
+                        .map(|e| &e.labels)
+                        .chain(net_sets.iter().map(|n| &n.labels)),
+                );
+                let policy_endpoints = phase("model: policy selection", || {
+                    policies
+                        .iter()
+                        .map(|p| match &p.selector {
+                            Ok(sel) if !p.staged => {
+                                endpoint_index.matching(sel, |i| &endpoints[i].labels)
+                            }
+                            _ => Vec::new(),
+                        })
+                        .collect::<Vec<Vec<usize>>>()
+                });
+                (endpoint_index, member_index, policy_endpoints)
+            },
         );
-        let policy_endpoints = phase("model: policy selection", || {
-            policies
-                .iter()
-                .map(|p| match &p.selector {
-                    Ok(sel) if !p.staged => endpoint_index.matching(sel, |i| &endpoints[i].labels),
-                    _ => Vec::new(),
-                })
-                .collect::<Vec<Vec<usize>>>()
-        });
         let endpoint_policies = node::invert(&policy_endpoints, endpoints.len(), |_| true);
         let net_set_index = netindex::NetIndex::new(net_sets.len(), |i| net_sets[i].nets.iter());
         let mut model = Model {
@@ -256,7 +266,7 @@ impl<'b> Model<'b> {
             net_set_index,
             nodes: Vec::new(),
         };
-        model.nodes = phase("model: nodes", || node::nodes(&model));
+        model.nodes = phase("model: nodes", || node::nodes(&model, &policy_names));
         model
     }
 

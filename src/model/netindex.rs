@@ -11,8 +11,8 @@ use ipnet::IpNet;
 #[derive(Debug, Default)]
 pub struct NetIndex {
     /// Per prefix length in use (ascending): masked network address → owners.
-    v4: Vec<(u8, HashMap<u32, Vec<usize>>)>,
-    v6: Vec<(u8, HashMap<u128, Vec<usize>>)>,
+    v4: Vec<(u8, foldhash::HashMap<u32, Vec<usize>>)>,
+    v6: Vec<(u8, foldhash::HashMap<u128, Vec<usize>>)>,
 }
 
 fn mask4(addr: u32, len: u8) -> u32 {
@@ -37,8 +37,8 @@ impl NetIndex {
     where
         I: IntoIterator<Item = &'a IpNet>,
     {
-        let mut v4: HashMap<u8, HashMap<u32, Vec<usize>>> = HashMap::new();
-        let mut v6: HashMap<u8, HashMap<u128, Vec<usize>>> = HashMap::new();
+        let mut v4: HashMap<u8, foldhash::HashMap<u32, Vec<usize>>> = HashMap::new();
+        let mut v6: HashMap<u8, foldhash::HashMap<u128, Vec<usize>>> = HashMap::new();
         for i in 0..owners {
             for net in nets_of(i) {
                 let len = net.prefix_len();

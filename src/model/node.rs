@@ -221,7 +221,7 @@ fn pick<'b>(arts: &[&'b Artifact], preferred: &[&str]) -> Option<&'b Artifact> {
         .or_else(|| arts.iter().copied().max_by_key(|a| a.parsed.records()))
 }
 
-pub fn nodes<'b>(m: &Model<'b>) -> Vec<NodeModel<'b>> {
+pub fn nodes<'b>(m: &Model<'b>, policy_names: &PolicyNames) -> Vec<NodeModel<'b>> {
     let mut names: BTreeSet<&str> = m.bundle.nodes.iter().map(String::as_str).collect();
     for e in &m.endpoints {
         if let Some(n) = &e.node
@@ -232,11 +232,10 @@ pub fn nodes<'b>(m: &Model<'b>) -> Vec<NodeModel<'b>> {
         }
     }
     let names: Vec<&str> = names.into_iter().collect();
-    let policy_names = PolicyNames::new(m);
     let joins = NodeJoins::new(m);
     let built: Vec<(NodeModel<'b>, Vec<PendingSet>)> = names
         .par_iter()
-        .map(|n| node(m, n, &policy_names, &joins))
+        .map(|n| node(m, n, policy_names, &joins))
         .collect();
     // What each distinct selector's set holds, computed once and shared by every node.
     let mut slot: HashMap<MemberSpecKey, usize> = HashMap::new();
@@ -374,9 +373,9 @@ fn active_policies(
 
 /// Every chain name and naming comment any Calico version could give each policy, computed
 /// once for all nodes (hashing every candidate per node made the model quadratic).
-struct PolicyNames {
-    by_name: HashMap<String, (usize, Direction)>,
-    by_comment: HashMap<String, (usize, Direction)>,
+pub struct PolicyNames {
+    by_name: foldhash::HashMap<String, (usize, Direction)>,
+    by_comment: foldhash::HashMap<String, (usize, Direction)>,
     /// Each policy's candidates for any version, both directions (empty for staged
     /// policies, which Felix does not program).
     any_version: Vec<Vec<names::ChainCandidate>>,
@@ -429,12 +428,10 @@ impl ExpectedChains {
 }
 
 impl PolicyNames {
-    fn new(m: &Model<'_>) -> PolicyNames {
-        let mut by_name: HashMap<String, (usize, Direction)> = HashMap::new();
-        let mut by_comment: HashMap<String, (usize, Direction)> = HashMap::new();
+    /// Needs only the policies: built while the model's indexes are.
+    pub fn new(policies: &[crate::model::Policy]) -> PolicyNames {
         // Hashing every candidate is the costly part: on the pool, then merged in policy order.
-        let candidates: Vec<Vec<names::ChainCandidate>> = m
-            .policies
+        let candidates: Vec<Vec<names::ChainCandidate>> = policies
             .par_iter()
             .map(|p| {
                 if p.staged {
@@ -444,22 +441,27 @@ impl PolicyNames {
                 }
             })
             .collect();
-        for (i, list) in candidates.iter().enumerate() {
-            for c in list {
-                if let Some(comment) = &c.comment {
-                    by_comment
-                        .entry(comment.clone())
-                        .or_insert((i, c.direction));
+        // The first policy to claim a name or comment keeps it; the two maps are independent.
+        let index = |key: fn(&names::ChainCandidate) -> Option<&String>| {
+            let mut map: foldhash::HashMap<String, (usize, Direction)> = Default::default();
+            for (i, list) in candidates.iter().enumerate() {
+                for c in list {
+                    if let Some(k) = key(c) {
+                        map.entry(k.clone()).or_insert((i, c.direction));
+                    }
                 }
-                by_name.entry(c.chain.clone()).or_insert((i, c.direction));
             }
-        }
+            map
+        };
+        let (by_name, by_comment) = rayon::join(
+            || index(|c| Some(&c.chain)),
+            || index(|c| c.comment.as_ref()),
+        );
         PolicyNames {
             by_name,
             by_comment,
             any_version: candidates,
-            chains: m
-                .policies
+            chains: policies
                 .iter()
                 .map(|_| [OnceLock::new(), OnceLock::new()])
                 .collect(),
@@ -471,15 +473,14 @@ impl PolicyNames {
             Direction::Ingress => 0,
             Direction::Egress => 1,
         };
-        self.chains[pi][i]
-            .get_or_init(|| {
-                ExpectedChains::new(
-                    &m.policies[pi],
-                    dir,
-                    m.calico_version(),
-                    &self.any_version[pi],
-                )
-            })
+        self.chains[pi][i].get_or_init(|| {
+            ExpectedChains::new(
+                &m.policies[pi],
+                dir,
+                m.calico_version(),
+                &self.any_version[pi],
+            )
+        })
     }
 }
 

@@ -123,8 +123,9 @@ impl Policy {
     }
 }
 
-/// Every policy of the bundle.
+/// Every policy of the bundle, in resource order (converted on the pool).
 pub fn policies(r: &Resources<'_>, version: CalicoVersion) -> Vec<Policy> {
+    use rayon::prelude::*;
     // A `Policy` is large and there are thousands: sized once, not grown by doubling.
     let mut out = Vec::with_capacity(
         r.network_policies.len()
@@ -143,20 +144,21 @@ pub fn policies(r: &Resources<'_>, version: CalicoVersion) -> Vec<Policy> {
             PolicyKind::StagedGlobalNetworkPolicy,
         ),
     ] {
-        for p in list.iter() {
-            out.push(calico_policy(p, kind.clone(), version));
-        }
+        out.par_extend(
+            list.par_iter()
+                .map(|p| calico_policy(p, kind.clone(), version)),
+        );
     }
-    for p in &r.k8s_network_policies {
-        out.push(k8s_policy(p, PolicyKind::KubernetesNetworkPolicy, version));
-    }
-    for p in &r.staged_kubernetes_network_policies {
-        out.push(k8s_policy(
-            p,
-            PolicyKind::StagedKubernetesNetworkPolicy,
-            version,
-        ));
-    }
+    out.par_extend(
+        r.k8s_network_policies
+            .par_iter()
+            .map(|p| k8s_policy(p, PolicyKind::KubernetesNetworkPolicy, version)),
+    );
+    out.par_extend(
+        r.staged_kubernetes_network_policies
+            .par_iter()
+            .map(|p| k8s_policy(p, PolicyKind::StagedKubernetesNetworkPolicy, version)),
+    );
     out
 }
 
