@@ -422,45 +422,68 @@ pub fn write_json(report: &Report, w: &mut dyn std::io::Write) -> std::io::Resul
 
 /// A top-level list of the JSON report as the pretty printer writes it at that depth:
 /// `[]`, or `[`, each item on a new line indented by four spaces (its inner lines too), and
-/// `]` indented by two. Items are rendered in parallel, a bounded window at a time, so the
-/// text held at once stays small however long the list.
+/// `]` indented by two. Items are rendered on the pool a bounded window at a time, so the
+/// text held at once stays small however long the list; the next window is rendered while
+/// this thread writes the last one.
 fn write_pretty_list<T: Serialize + Sync>(
     w: &mut impl std::io::Write,
     items: &[T],
 ) -> std::io::Result<()> {
-    use rayon::prelude::*;
     if items.is_empty() {
         return w.write_all(b"[]");
     }
     w.write_all(b"[")?;
+    let mut windows = items.chunks(1024);
+    let mut current = render_window(windows.next().unwrap_or_default())?;
     let mut first = true;
-    for window in items.chunks(1024) {
-        let parts: Vec<String> = window
-            .par_chunks(64)
-            .map(|chunk| {
-                let mut part = String::new();
-                for item in chunk {
-                    let text = serde_json::to_string_pretty(item)?;
-                    part.push_str(",\n    ");
-                    for (i, line) in text.split('\n').enumerate() {
-                        if i > 0 {
-                            part.push_str("\n    ");
-                        }
-                        part.push_str(line);
-                    }
-                }
-                Ok(part)
-            })
-            .collect::<serde_json::Result<_>>()
-            .map_err(std::io::Error::other)?;
-        for part in &parts {
-            // Every item was written after `,`: the first one is not.
-            let bytes = part.as_bytes();
-            w.write_all(if first { &bytes[1..] } else { bytes })?;
-            first = false;
-        }
+    for next in windows {
+        let mut rendered = None;
+        let written = rayon::in_place_scope(|s| {
+            s.spawn(|_| rendered = Some(render_window(next)));
+            write_parts(w, &current, &mut first)
+        });
+        written?;
+        current = rendered.unwrap_or_else(|| Ok(Vec::new()))?;
     }
+    write_parts(w, &current, &mut first)?;
     w.write_all(b"\n  ]")
+}
+
+/// Items rendered in parallel, each as `,\n    ` and its pretty JSON indented by four.
+fn render_window<T: Serialize + Sync>(window: &[T]) -> std::io::Result<Vec<String>> {
+    use rayon::prelude::*;
+    window
+        .par_chunks(64)
+        .map(|chunk| {
+            let mut part = String::new();
+            for item in chunk {
+                let text = serde_json::to_string_pretty(item)?;
+                part.push_str(",\n    ");
+                for (i, line) in text.split('\n').enumerate() {
+                    if i > 0 {
+                        part.push_str("\n    ");
+                    }
+                    part.push_str(line);
+                }
+            }
+            Ok(part)
+        })
+        .collect::<serde_json::Result<_>>()
+        .map_err(std::io::Error::other)
+}
+
+fn write_parts(
+    w: &mut impl std::io::Write,
+    parts: &[String],
+    first: &mut bool,
+) -> std::io::Result<()> {
+    for part in parts {
+        // Every item was rendered after `,`: the first one is not written with it.
+        let bytes = part.as_bytes();
+        w.write_all(if *first { &bytes[1..] } else { bytes })?;
+        *first = false;
+    }
+    Ok(())
 }
 
 #[derive(Serialize)]
