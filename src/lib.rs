@@ -233,9 +233,10 @@ impl Analysis {
         r
     }
 
-    /// [`Analysis::report`] without copying: the findings and tables move into the report and
-    /// the bundle is freed on another thread while the report is rendered.
-    pub fn into_report(mut self) -> report::Report {
+    /// [`Analysis::report`] without copying (the findings and tables move into the report),
+    /// and the bundle it was read from: freeing a big parsed bundle takes a while, and a
+    /// caller about to exit need not do it.
+    pub fn into_parts(mut self) -> (report::Report, Bundle) {
         let findings = std::mem::take(&mut self.findings);
         let mut r = self.report_head(findings);
         r.nodes_detail = self.nodes_detail;
@@ -243,11 +244,7 @@ impl Analysis {
         r.kernel_traces = self.kernel_traces;
         r.steps_not_checked = self.steps_not_checked;
         r.evidence_context = self.evidence_context;
-        // Freeing the parsed bundle takes a while and nothing waits for it: another thread
-        // does it while the report is rendered.
-        let bundle = self.bundle;
-        std::thread::spawn(move || drop(bundle));
-        r
+        (r, self.bundle)
     }
 
     /// The report's bundle and artifact tables, with `findings`.
