@@ -53,8 +53,7 @@ fn run(m: &Model<'_>, out: &mut Vec<Finding>) {
                 if side.selector.is_none() && side.namespace_selector.is_none() {
                     continue;
                 }
-                let (eps, sets) = m.members_of(sel);
-                if !eps.is_empty() || !sets.is_empty() {
+                if m.has_members(sel) {
                     continue;
                 }
                 let written = side.selector.clone().unwrap_or_default();

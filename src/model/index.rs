@@ -72,6 +72,18 @@ impl LabelIndex {
         best
     }
 
+    /// Whether `sel` matches any item (evaluation stops at the first that matches).
+    pub fn any_matching<'a>(
+        &self,
+        sel: &Selector,
+        labels_of: impl Fn(usize) -> &'a InheritedLabels,
+    ) -> bool {
+        match self.candidates(sel) {
+            Some(c) => c.into_iter().any(|i| sel.evaluate(labels_of(i))),
+            None => (0..self.len).any(|i| sel.evaluate(labels_of(i))),
+        }
+    }
+
     /// Every item `sel` matches, ascending. `labels_of` gives an item's labels by number.
     pub fn matching<'a>(
         &self,
@@ -128,6 +140,7 @@ mod tests {
                 .filter(|&i| sel.evaluate(&items[i]))
                 .collect();
             assert_eq!(idx.matching(&sel, |i| &items[i]), scan, "{s}");
+            assert_eq!(idx.any_matching(&sel, |i| &items[i]), !scan.is_empty(), "{s}");
         }
     }
 }

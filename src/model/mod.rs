@@ -284,6 +284,19 @@ impl<'b> Model<'b> {
         (eps, sets.into_iter().map(|i| i - n).collect())
     }
 
+    /// Whether a selector matches any endpoint or network set ([`Model::members_of`] is not
+    /// empty), found without listing them all.
+    pub fn has_members(&self, sel: &crate::calico::selector::Selector) -> bool {
+        let n = self.endpoints.len();
+        self.member_index.any_matching(sel, |i| {
+            if i < n {
+                &self.endpoints[i].labels
+            } else {
+                &self.net_sets[i - n].labels
+            }
+        })
+    }
+
     /// The artifacts of one kind on one node.
     pub fn node_artifacts(
         &self,
