@@ -19,15 +19,27 @@ pub fn phase<T>(name: &str, f: impl FnOnce() -> T) -> T {
     let (start, cpu_start) = (Instant::now(), process_cpu());
     let out = f();
     let wall = start.elapsed().as_secs_f64();
+    // Peak memory so far tells which phase set it.
+    let peak = peak_rss_mib()
+        .map(|m| format!(", peak RSS {m} MiB"))
+        .unwrap_or_default();
     match (cpu_start, process_cpu()) {
         // CPU time of all threads next to wall time shows how parallel a phase ran.
         (Some(a), Some(b)) => eprintln!(
-            "timing: {name} {wall:.3}s (CPU {:.2}s)",
+            "timing: {name} {wall:.3}s (CPU {:.2}s{peak})",
             b.saturating_sub(a).as_secs_f64()
         ),
         _ => eprintln!("timing: {name} {wall:.3}s"),
     }
     out
+}
+
+/// The process's peak resident set so far, in MiB (Linux: `VmHWM` in `/proc/self/status`).
+fn peak_rss_mib() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = text.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024)
 }
 
 /// User and system CPU time of the whole process so far, in clock ticks of 10 ms (Linux:

@@ -140,7 +140,11 @@ mod tests {
                 .filter(|&i| sel.evaluate(&items[i]))
                 .collect();
             assert_eq!(idx.matching(&sel, |i| &items[i]), scan, "{s}");
-            assert_eq!(idx.any_matching(&sel, |i| &items[i]), !scan.is_empty(), "{s}");
+            assert_eq!(
+                idx.any_matching(&sel, |i| &items[i]),
+                !scan.is_empty(),
+                "{s}"
+            );
         }
     }
 }

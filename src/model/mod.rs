@@ -225,7 +225,11 @@ impl<'b> Model<'b> {
         // The chain names of every policy need only the policies: hashed on the pool while
         // the indexes are built.
         let (policy_names, (endpoint_index, member_index, policy_endpoints)) = rayon::join(
-            || phase("model: chain names", || node::PolicyNames::new(&policies)),
+            || {
+                phase("model: chain names", || {
+                    node::PolicyNames::new(&policies, version.version)
+                })
+            },
             || {
                 let endpoint_index = LabelIndex::new(endpoints.iter().map(|e| &e.labels));
                 let member_index = LabelIndex::new(

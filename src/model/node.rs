@@ -376,11 +376,9 @@ fn active_policies(
 pub struct PolicyNames {
     by_name: foldhash::HashMap<String, (usize, Direction)>,
     by_comment: foldhash::HashMap<String, (usize, Direction)>,
-    /// Each policy's candidates for any version, both directions (empty for staged
-    /// policies, which Felix does not program).
-    any_version: Vec<Vec<names::ChainCandidate>>,
-    /// Each policy's expected chain names per direction (ingress, egress), computed on first
-    /// use and shared by every node where the policy is active.
+    /// Each policy's expected chain names per direction (ingress, egress), shared by every
+    /// node where the policy is active: computed up front, except for staged policies (Felix
+    /// does not program them), on first use.
     chains: Vec<[OnceLock<ExpectedChains>; 2]>,
 }
 
@@ -393,7 +391,8 @@ struct ExpectedChains {
 }
 
 impl ExpectedChains {
-    /// `any` holds the policy's candidates for any version (see [`PolicyNames`]).
+    /// `any` holds the policy's candidates for any version, both directions (ignored for a
+    /// staged policy, whose names are not indexed).
     fn new(
         p: &crate::model::Policy,
         dir: Direction,
@@ -428,19 +427,21 @@ impl ExpectedChains {
 }
 
 impl PolicyNames {
-    /// Needs only the policies: built while the model's indexes are.
-    pub fn new(policies: &[crate::model::Policy]) -> PolicyNames {
+    /// Needs only the policies and the assumed version: built while the model's indexes are.
+    pub fn new(policies: &[crate::model::Policy], version: names::CalicoVersion) -> PolicyNames {
         // Hashing every candidate is the costly part: on the pool, then merged in policy order.
-        let candidates: Vec<Vec<names::ChainCandidate>> = policies
+        let (candidates, chains): (Vec<Vec<names::ChainCandidate>>, Vec<_>) = policies
             .par_iter()
             .map(|p| {
                 if p.staged {
-                    Vec::new()
-                } else {
-                    names::policy_chain_candidates(&p.policy_ref, None)
+                    return (Vec::new(), [OnceLock::new(), OnceLock::new()]);
                 }
+                let any = names::policy_chain_candidates(&p.policy_ref, None);
+                let chains = Direction::BOTH
+                    .map(|dir| OnceLock::from(ExpectedChains::new(p, dir, version, &any)));
+                (any, chains)
             })
-            .collect();
+            .unzip();
         // The first policy to claim a name or comment keeps it; the two maps are independent.
         let index = |key: fn(&names::ChainCandidate) -> Option<&String>| {
             let mut map: foldhash::HashMap<String, (usize, Direction)> = Default::default();
@@ -460,11 +461,7 @@ impl PolicyNames {
         PolicyNames {
             by_name,
             by_comment,
-            any_version: candidates,
-            chains: policies
-                .iter()
-                .map(|_| [OnceLock::new(), OnceLock::new()])
-                .collect(),
+            chains,
         }
     }
 
@@ -473,14 +470,9 @@ impl PolicyNames {
             Direction::Ingress => 0,
             Direction::Egress => 1,
         };
-        self.chains[pi][i].get_or_init(|| {
-            ExpectedChains::new(
-                &m.policies[pi],
-                dir,
-                m.calico_version(),
-                &self.any_version[pi],
-            )
-        })
+        // Only a staged policy's names are still to compute here.
+        self.chains[pi][i]
+            .get_or_init(|| ExpectedChains::new(&m.policies[pi], dir, m.calico_version(), &[]))
     }
 }
 

@@ -433,7 +433,7 @@ fn write_pretty_list<T: Serialize + Sync>(
         return w.write_all(b"[]");
     }
     w.write_all(b"[")?;
-    let mut windows = items.chunks(1024);
+    let mut windows = items.chunks(256);
     let mut current = render_window(windows.next().unwrap_or_default())?;
     let mut first = true;
     for next in windows {
@@ -453,7 +453,7 @@ fn write_pretty_list<T: Serialize + Sync>(
 fn render_window<T: Serialize + Sync>(window: &[T]) -> std::io::Result<Vec<String>> {
     use rayon::prelude::*;
     window
-        .par_chunks(64)
+        .par_chunks(16)
         .map(|chunk| {
             let mut part = String::new();
             for item in chunk {
