@@ -145,7 +145,7 @@ PY
     status=1
   fi
 
-  ratio=$(awk -v a="$an_s" -v g="$gz_s" 'BEGIN { printf "%.2f", (g > 0 ? a / g : 0) }')
+  ratio=$(awk -v a="$an_s" -v g="$gz_s" 'BEGIN { printf "%.3f", (g > 0 ? a / g : 0) }')
   row=$(printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s' "$scale" "$gz_bytes" "$raw_bytes" "$gz_s" \
     "$an_s" "$an_cpu" "$an_rss" "$ratio" "$dir_s" "$dir_rss" "$same")
   echo "$row" >>"$results"
@@ -161,9 +161,10 @@ awk -F'\t' 'NR == 1 {
     next }
   { printf "%-6s %8.1fMB %8.1fMB | %8.2fs | %11.2fs %8.2fs %6.0fMiB %7.2f | %11.2fs %6.0fMiB | %s\n",
       $1 "x", $2 / 1e6, $3 / 1e6, $4, $5, $6, $7 / 1024, $8, $9, $10 / 1024, $11 }' "$results"
-awk -F'\t' 'NR > 1 { if ($8 > 0.6 || $7 > 384 * 1024) miss = 1 }
-  END { print (miss ? "target (analyze <= 0.6x gzip -dc, RSS <= 384 MiB): NOT met" \
-                    : "target (analyze <= 0.6x gzip -dc, RSS <= 384 MiB): met") }' "$results"
+# The target is set for the 1x bundle (the scale bundle); the other scales show the growth.
+awk -F'\t' 'NR > 1 && $1 == "1" { seen = 1; if ($8 > 0.6 || $7 > 384 * 1024) miss = 1 }
+  END { t = "target at 1x (analyze <= 0.6x gzip -dc, RSS <= 384 MiB): "
+        print (!seen ? t "1x not run" : miss ? t "NOT met" : t "met") }' "$results"
 
 # ---- Parser only: our iptables-save parser vs insights-core's, on one ~100k-rule dump.
 echo
