@@ -909,183 +909,20 @@ mod tests {
     use super::*;
     use crate::parse::felix_log;
 
-    /// The signature code as it was before the byte scanner: the new code must agree with it
-    /// on every message.
-    mod reference {
-        use super::super::{
-            Signature, cut, is_cali_iface, is_chain_name, is_ipset_name, is_token_char, is_uuid,
-        };
-
-        pub(super) fn signature(message: &str) -> Signature {
-            let first = message.lines().next().unwrap_or("").trim();
-            let chars: Vec<(usize, char)> = first.char_indices().collect();
-            let mut out = String::with_capacity(first.len());
-            // Byte offset in `first` where the first variable part starts.
-            let mut literal_end: Option<usize> = None;
-            let mut i = 0;
-            while i < chars.len() {
-                let (pos, c) = chars[i];
-                let prev = i.checked_sub(1).map(|p| chars[p].1);
-                if matches!(c, '"' | '\'' | '`') && !prev.is_some_and(|p| p.is_alphanumeric()) {
-                    // A quote opens a value when it is not an apostrophe; it closes at the first
-                    // matching quote that is not followed by a letter.
-                    let closers: &[char] = if c == '`' { &['\'', '`'] } else { &[c] };
-                    let close = (i + 1..chars.len()).find(|&j| {
-                        closers.contains(&chars[j].1)
-                            && !chars.get(j + 1).is_some_and(|(_, n)| n.is_alphanumeric())
-                    });
-                    if let Some(j) = close {
-                        literal_end.get_or_insert(pos);
-                        out.push(c);
-                        out.push('…');
-                        out.push(chars[j].1);
-                        i = j + 1;
-                        continue;
-                    }
-                }
-                if is_token_char(c) {
-                    let start = i;
-                    while i < chars.len() && is_token_char(chars[i].1) {
-                        i += 1;
-                    }
-                    let end = chars.get(i).map_or(first.len(), |(p, _)| *p);
-                    let tok = &first[pos..end];
-                    // Sentence punctuation stays outside the token.
-                    let core = tok.trim_end_matches(['.', ',', ':', ';']);
-                    let tail = &tok[core.len()..];
-                    // `ip(6)tables`: a digit in parentheses inside a word is part of the name.
-                    let in_word_parens = prev == Some('(')
-                        && start >= 2
-                        && chars[start - 2].1.is_alphabetic()
-                        && chars.get(i).is_some_and(|(_, c)| *c == ')');
-                    let norm = if in_word_parens {
-                        core.to_string()
-                    } else {
-                        old_normalise_token(core)
-                    };
-                    if norm != core {
-                        literal_end.get_or_insert(chars[start].0);
-                    }
-                    out.push_str(&norm);
-                    out.push_str(tail);
-                    continue;
-                }
-                out.push(c);
-                i += 1;
-            }
-            let text = out.split_whitespace().collect::<Vec<_>>().join(" ");
-            let literal = match literal_end {
-                Some(end) => first.get(..end).unwrap_or(first),
-                None => first,
-            };
-            let literal = literal
-                .trim_end()
-                .trim_end_matches(['\'', '"', '`', '(', '[', '=', ':', ' '])
-                .trim_end();
-            let literal = if literal.chars().count() < 8 {
-                // Too short to find anything by: the whole first line (up to its first quote, which
-                // shells and greps handle badly) is the better needle.
-                first.split(['"', '`']).next().unwrap_or(first).trim_end()
-            } else {
-                literal
-            };
-            Signature {
-                text: if text.is_empty() {
-                    "(empty message)".to_string()
-                } else {
-                    text
-                },
-                literal: cut(literal, 80).to_string(),
-            }
-        }
-        fn old_normalise_token(tok: &str) -> String {
-            if tok.is_empty() {
-                return String::new();
-            }
-            if old_is_ip_like(tok) {
-                return "<ip>".into();
-            }
-            if is_chain_name(tok) {
-                return "<chain>".into();
-            }
-            if is_cali_iface(tok) {
-                return "<iface>".into();
-            }
-            if is_ipset_name(tok) {
-                return "<ipset>".into();
-            }
-            if is_uuid(tok) {
-                return "<uuid>".into();
-            }
-            let lower = tok.to_ascii_lowercase();
-            if let Some(h) = lower.strip_prefix("0x")
-                && !h.is_empty()
-                && h.bytes().all(|b| b.is_ascii_hexdigit())
-            {
-                return "<hex>".into();
-            }
-            if tok.len() >= 8
-                && tok.bytes().all(|b| b.is_ascii_hexdigit())
-                && tok.bytes().any(|b| b.is_ascii_digit())
-                && tok.bytes().any(|b| b.is_ascii_alphabetic())
-            {
-                return "<hex>".into();
-            }
-            // `IPv4`, `tunl0`, `v1`: a word with one trailing digit is a name, not a count.
-            let b = tok.as_bytes();
-            if b.len() >= 2
-                && b[b.len() - 1].is_ascii_digit()
-                && b[..b.len() - 1].iter().all(u8::is_ascii_alphabetic)
-            {
-                return tok.to_string();
-            }
-            // Numbers, also dotted (`1.5s`, `v3.30.2`), become one placeholder each.
-            let mut out = String::with_capacity(tok.len());
-            let cs: Vec<char> = tok.chars().collect();
-            let mut i = 0;
-            while i < cs.len() {
-                if cs[i].is_ascii_digit() {
-                    while i < cs.len()
-                        && (cs[i].is_ascii_digit()
-                            || (cs[i] == '.' && cs.get(i + 1).is_some_and(|c| c.is_ascii_digit())))
-                    {
-                        i += 1;
-                    }
-                    out.push_str("<n>");
-                } else {
-                    out.push(cs[i]);
-                    i += 1;
-                }
-            }
-            out
-        }
-        fn old_is_ip_like(tok: &str) -> bool {
-            let t = tok.trim_start_matches('[');
-            let bare = t.split_once(']').map_or(t, |(a, _)| a);
-            if crate::model::endpoints::parse_net(bare).is_some() {
-                // `1`, `22` and the like parse as nothing; only real addresses get here, but a
-                // lone IPv6-looking word such as `::` is rare enough to accept.
-                return bare.contains('.') || bare.contains(':');
-            }
-            if let Some((a, p)) = bare.rsplit_once(':') {
-                return p.bytes().all(|b| b.is_ascii_digit())
-                    && !p.is_empty()
-                    && a.parse::<std::net::Ipv4Addr>().is_ok();
-            }
-            false
-        }
-    }
-
-    fn agrees(message: &str) {
-        assert_eq!(
-            signature(message),
-            reference::signature(message),
-            "message {message:?}"
+    /// What every signature must satisfy, whatever the message: its literal part is text of
+    /// the message, and the signature has no line break.
+    fn well_formed(message: &str) {
+        let s = signature(message);
+        assert!(
+            message.contains(&s.literal),
+            "{message:?} -> {:?}",
+            s.literal
         );
+        assert!(!s.text.contains('\n'), "{message:?} -> {:?}", s.text);
     }
 
     #[test]
-    fn the_byte_scanner_agrees_with_the_char_scanner_on_tricky_messages() {
+    fn tricky_messages_give_well_formed_signatures() {
         for m in [
             "",
             "   ",
@@ -1101,12 +938,12 @@ mod tests {
             "line one\nline two 10.0.0.1",
             "::1 :: 1:2 [1.2.3.4] 1.2.3.4:x 300.1.1.1 1.2.3",
         ] {
-            agrees(m);
+            well_formed(m);
         }
     }
 
     #[test]
-    fn the_byte_scanner_agrees_with_the_char_scanner_on_corpus_logs() {
+    fn corpus_log_lines_give_well_formed_signatures() {
         let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
         if !corpus.exists() {
             eprintln!("skipped: shared corpus not present");
@@ -1123,7 +960,7 @@ mod tests {
                 continue;
             };
             for line in text.lines() {
-                agrees(line);
+                well_formed(line);
                 seen += 1;
             }
         }
@@ -1153,14 +990,14 @@ mod tests {
 
     proptest::proptest! {
         #[test]
-        fn the_byte_scanner_agrees_with_the_char_scanner_on_any_text(
+        fn any_text_gives_a_well_formed_signature(
             parts in proptest::collection::vec(proptest::sample::select(vec![
                 "a", "Z", "7", "0", " ", "\t", "'", "\"", "`", "(", ")", "[", "]", ".", ",",
                 ":", ";", "/", "-", "+", "_", "x", "0x", "cali-", "cali40s:", "cali1234567890a",
                 "10.0.0.1", "fd00::", "é", "…", "\n", "ip(6)t", "1.5", "v3", "ab12cd34ef",
             ]), 0..24)
         ) {
-            agrees(&parts.concat());
+            well_formed(&parts.concat());
         }
     }
 

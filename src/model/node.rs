@@ -5,7 +5,7 @@
 //! with the members they should hold.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use rayon::prelude::*;
 
@@ -377,9 +377,8 @@ pub struct PolicyNames {
     by_name: foldhash::HashMap<String, (usize, Direction)>,
     by_comment: foldhash::HashMap<String, (usize, Direction)>,
     /// Each policy's expected chain names per direction (ingress, egress), shared by every
-    /// node where the policy is active: computed up front, except for staged policies (Felix
-    /// does not program them), on first use.
-    chains: Vec<[OnceLock<ExpectedChains>; 2]>,
+    /// node where the policy is active.
+    chains: Vec<[ExpectedChains; 2]>,
 }
 
 /// The chain names a policy's chain may have in one direction.
@@ -391,8 +390,7 @@ struct ExpectedChains {
 }
 
 impl ExpectedChains {
-    /// `any` holds the policy's candidates for any version, both directions (ignored for a
-    /// staged policy, whose names are not indexed).
+    /// `any` holds the policy's candidates for any version, both directions.
     fn new(
         p: &crate::model::Policy,
         dir: Direction,
@@ -400,13 +398,6 @@ impl ExpectedChains {
         any: &[names::ChainCandidate],
     ) -> Self {
         let exact = names::policy_chain_candidates_for_direction(&p.policy_ref, dir, Some(version));
-        let computed;
-        let any = if p.staged {
-            computed = names::policy_chain_candidates_for_direction(&p.policy_ref, dir, None);
-            &computed[..]
-        } else {
-            any
-        };
         let mut candidates: Vec<String> = exact.iter().map(|c| c.chain.clone()).collect();
         for c in any.iter().filter(|c| c.direction == dir) {
             if !candidates.contains(&c.chain) {
@@ -433,13 +424,10 @@ impl PolicyNames {
         let (candidates, chains): (Vec<Vec<names::ChainCandidate>>, Vec<_>) = policies
             .par_iter()
             .map(|p| {
-                if p.staged {
-                    return (Vec::new(), [OnceLock::new(), OnceLock::new()]);
-                }
                 let any = names::policy_chain_candidates(&p.policy_ref, None);
-                let chains = Direction::BOTH
-                    .map(|dir| OnceLock::from(ExpectedChains::new(p, dir, version, &any)));
-                (any, chains)
+                let chains = Direction::BOTH.map(|dir| ExpectedChains::new(p, dir, version, &any));
+                // Felix programs no chain for a staged policy: its names claim nothing.
+                (if p.staged { Vec::new() } else { any }, chains)
             })
             .unzip();
         // The first policy to claim a name or comment keeps it; the two maps are independent.
@@ -465,14 +453,11 @@ impl PolicyNames {
         }
     }
 
-    fn expected(&self, m: &Model<'_>, pi: usize, dir: Direction) -> &ExpectedChains {
-        let i = match dir {
+    fn expected(&self, pi: usize, dir: Direction) -> &ExpectedChains {
+        &self.chains[pi][match dir {
             Direction::Ingress => 0,
             Direction::Egress => 1,
-        };
-        // Only a staged policy's names are still to compute here.
-        self.chains[pi][i]
-            .get_or_init(|| ExpectedChains::new(&m.policies[pi], dir, m.calico_version(), &[]))
+        }]
     }
 }
 
@@ -704,7 +689,7 @@ fn map_chains(m: &Model<'_>, node: &mut NodeModel<'_>, policy_names: &PolicyName
             if !p.types.governs(dir) {
                 continue;
             }
-            let expected = policy_names.expected(m, pi, dir);
+            let expected = policy_names.expected(pi, dir);
             // A chain whose comment names this policy wins over a recomputed name.
             let by_role = by_policy.get(&(pi, dir)).map(|&n| n.to_string());
             let found = by_role.or_else(|| {

@@ -89,16 +89,6 @@ impl Report {
             ..Report::default()
         }
     }
-
-    /// Fill [`Report::evidence_context`] with `radius` lines either side of every evidence
-    /// line ([`evidence_context`]).
-    pub fn attach_evidence_context<'t>(
-        &mut self,
-        radius: usize,
-        line_of: impl Fn(&str, usize) -> Option<&'t str> + Sync,
-    ) {
-        self.evidence_context = evidence_context(&self.findings, radius, line_of);
-    }
 }
 
 /// `radius` lines either side of every evidence line of `findings`, once per (path, line),
@@ -716,7 +706,7 @@ mod tests {
         let mut report = example::sample_report();
         let text: String = (1..=300).map(|i| format!("l{i}\n")).collect();
         let index = crate::parse::LineIndex::new(&text);
-        report.attach_evidence_context(1, |path, n| {
+        report.evidence_context = evidence_context(&report.findings, 1, |path, n| {
             path.ends_with("iptables-save.txt")
                 .then(|| index.line(n))
                 .flatten()

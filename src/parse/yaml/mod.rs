@@ -41,8 +41,6 @@ use super::{ParseError, numbered_lines};
 mod fast;
 #[cfg(test)]
 mod fast_tests;
-#[cfg(test)]
-mod reference_scan;
 
 /// One step of a path from the root of a decoded unit to a node in it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
