@@ -1507,19 +1507,33 @@ const NAMESPACE_KEYS: [&str; 3] = [
 ];
 
 /// For a selector that matches none of `candidates`, the candidates it would match after one
-/// small correction: a value differing only in case, a key one edit away, or another namespace.
-/// Empty when some candidate already matches.
+/// small correction: a value differing only in case, a key one edit away, or another namespace;
+/// the first `limit` of them in candidate order. Empty when some candidate already matches.
 pub fn near_misses(
     sel: &Selector,
-    candidates: &[(String, &BTreeMap<String, String>)],
+    candidates: &[(&str, &BTreeMap<String, String>)],
+    limit: usize,
 ) -> Vec<NearMiss> {
     if candidates.iter().any(|(_, l)| sel.evaluate(*l)) {
         return Vec::new();
     }
+    near_misses_of_unmatched(sel, candidates, limit)
+}
+
+/// [`near_misses`] of a selector already known to match none of `candidates` (a caller that
+/// found no match through an index need not evaluate it on every candidate again).
+pub fn near_misses_of_unmatched(
+    sel: &Selector,
+    candidates: &[(&str, &BTreeMap<String, String>)],
+    limit: usize,
+) -> Vec<NearMiss> {
     let mut leaves = Vec::new();
     collect_leaves(sel.root(), &mut Vec::new(), true, &mut leaves);
     let mut out = Vec::new();
     for (name, labels) in candidates {
+        if out.len() >= limit {
+            break;
+        }
         for leaf in leaves.iter().filter(|l| l.positive) {
             if leaf.node.evaluate(*labels) {
                 continue;
@@ -1545,7 +1559,7 @@ pub fn near_misses(
                     ),
                 };
                 out.push(NearMiss {
-                    endpoint: name.clone(),
+                    endpoint: name.to_string(),
                     kind,
                     term,
                     has,
@@ -1807,10 +1821,7 @@ mod tests {
         let web = labels(&[("app", "web"), ("projectcalico.org/namespace", "prod")]);
         let db = labels(&[("app", "db"), ("projectcalico.org/namespace", "prod")]);
         let s = sel("app == 'Web'");
-        let misses = near_misses(
-            &s,
-            &[("prod/web-1".into(), &web), ("prod/db-1".into(), &db)],
-        );
+        let misses = near_misses(&s, &[("prod/web-1", &web), ("prod/db-1", &db)], usize::MAX);
         assert_eq!(misses.len(), 1);
         let m = &misses[0];
         assert_eq!(m.endpoint, "prod/web-1");
@@ -1824,7 +1835,7 @@ mod tests {
     fn a_key_one_edit_away_is_a_near_miss() {
         let web = labels(&[("app", "web"), ("tier", "frontend")]);
         let s = sel("apps == 'web' && tier == 'frontend'");
-        let misses = near_misses(&s, &[("web-1".into(), &web)]);
+        let misses = near_misses(&s, &[("web-1", &web)], usize::MAX);
         assert_eq!(misses.len(), 1);
         assert_eq!(misses[0].kind, NearMissKind::KeyTypo);
         assert_eq!(
@@ -1833,7 +1844,7 @@ mod tests {
         );
         let upper = sel("App == 'web'");
         assert_eq!(
-            near_misses(&upper, &[("web-1".into(), &web)])[0].corrected,
+            near_misses(&upper, &[("web-1", &web)], 1)[0].corrected,
             "app == \"web\""
         );
     }
@@ -1842,7 +1853,7 @@ mod tests {
     fn right_labels_in_another_namespace_is_a_near_miss() {
         let web = labels(&[("app", "web"), ("projectcalico.org/namespace", "staging")]);
         let s = sel("(app == 'web') && projectcalico.org/namespace == 'prod'");
-        let misses = near_misses(&s, &[("staging/web-1".into(), &web)]);
+        let misses = near_misses(&s, &[("staging/web-1", &web)], usize::MAX);
         assert_eq!(misses.len(), 1);
         assert_eq!(misses[0].kind, NearMissKind::OtherNamespace);
         assert_eq!(misses[0].has, "projectcalico.org/namespace=staging");
@@ -1853,14 +1864,33 @@ mod tests {
     }
 
     #[test]
+    fn near_misses_stop_at_the_limit_in_candidate_order() {
+        let ns = |n: &str| labels(&[("app", "web"), ("projectcalico.org/namespace", n)]);
+        let (a, b, c) = (ns("a"), ns("b"), ns("c"));
+        let s = sel("app == 'web' && projectcalico.org/namespace == 'prod'");
+        let all: [(&str, &BTreeMap<String, String>); 3] =
+            [("a/web", &a), ("b/web", &b), ("c/web", &c)];
+        let names = |limit| -> Vec<String> {
+            near_misses(&s, &all, limit)
+                .into_iter()
+                .map(|m| m.endpoint)
+                .collect()
+        };
+        assert_eq!(names(usize::MAX), ["a/web", "b/web", "c/web"]);
+        assert_eq!(names(2), ["a/web", "b/web"]);
+        assert!(names(0).is_empty());
+    }
+
+    #[test]
     fn no_near_misses_when_something_matches_or_two_terms_fail() {
         let web = labels(&[("app", "web")]);
-        assert!(near_misses(&sel("app == 'web'"), &[("w".into(), &web)]).is_empty());
+        assert!(near_misses(&sel("app == 'web'"), &[("w", &web)], usize::MAX).is_empty());
         let other = labels(&[("app", "api"), ("tier", "x")]);
         assert!(
             near_misses(
                 &sel("app == 'Web' && tier == 'db'"),
-                &[("o".into(), &other)]
+                &[("o", &other)],
+                usize::MAX
             )
             .is_empty()
         );
@@ -1869,12 +1899,12 @@ mod tests {
     #[test]
     fn case_differences_inside_prefix_and_set_tests_are_found() {
         let web = labels(&[("app", "WebServer")]);
-        let m = near_misses(&sel("app starts with 'web'"), &[("w".into(), &web)]);
+        let m = near_misses(&sel("app starts with 'web'"), &[("w", &web)], 1);
         assert_eq!(
             m.first().map(|m| m.corrected.as_str()),
             Some("app starts with \"Web\"")
         );
-        let m = near_misses(&sel("app in {'webserver', 'db'}"), &[("w".into(), &web)]);
+        let m = near_misses(&sel("app in {'webserver', 'db'}"), &[("w", &web)], 1);
         assert_eq!(
             m.first().map(|m| m.corrected.as_str()),
             Some("app in {\"WebServer\", \"db\"}")

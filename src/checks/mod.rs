@@ -85,6 +85,10 @@ pub struct Check {
     pub run: fn(&Model<'_>, &mut Vec<Finding>),
 }
 
+/// Near misses a selector finding names in its message (CAL011, CAL012); the first ones also
+/// become subjects with evidence.
+const NEAR_MISSES_SHOWN: usize = 3;
+
 /// Every check, in report order. Adding a check is one line here.
 pub const CHECKS: &[&Check] = &[
     &artifact_missing::CHECK,

@@ -41,32 +41,37 @@ fn run(m: &Model<'_>, out: &mut Vec<Finding>) {
     if m.endpoints.is_empty() {
         return;
     }
-    let flat: Vec<(String, BTreeMap<String, String>)> = m
-        .endpoints
-        .iter()
-        .map(|e| (e.key.clone(), e.labels.flatten()))
-        .collect();
+    // Every endpoint's labels, for near misses: built when the first policy selects nothing.
+    let flat: std::cell::OnceCell<Vec<(String, BTreeMap<String, String>)>> =
+        std::cell::OnceCell::new();
     for (i, p) in m.policies.iter().enumerate() {
         if !p.enforced() || !m.policy_endpoints[i].is_empty() {
             continue;
         }
         let Ok(v1) = &p.selector else { continue };
+        let flat = flat.get_or_init(|| {
+            m.endpoints
+                .iter()
+                .map(|e| (e.key.clone(), e.labels.flatten()))
+                .collect()
+        });
         // Near misses on the selector as written, among the policy's own namespace first.
-        let same_ns: Vec<(String, &BTreeMap<String, String>)> = flat
+        let same_ns: Vec<(&str, &BTreeMap<String, String>)> = flat
             .iter()
             .filter(|(k, _)| {
                 p.namespace()
-                    .is_none_or(|ns| k.starts_with(&format!("{ns}/")))
+                    .is_none_or(|ns| k.strip_prefix(ns).is_some_and(|r| r.starts_with('/')))
             })
-            .map(|(k, l)| (k.clone(), l))
+            .map(|(k, l)| (k.as_str(), l))
             .collect();
         let mut misses = Selector::parse(&p.selector_v3)
-            .map(|s| lint::near_misses(&s, &same_ns))
+            .map(|s| lint::near_misses(&s, &same_ns, super::NEAR_MISSES_SHOWN))
             .unwrap_or_default();
         if misses.is_empty() {
-            let all: Vec<(String, &BTreeMap<String, String>)> =
-                flat.iter().map(|(k, l)| (k.clone(), l)).collect();
-            misses = lint::near_misses(v1, &all);
+            let all: Vec<(&str, &BTreeMap<String, String>)> =
+                flat.iter().map(|(k, l)| (k.as_str(), l)).collect();
+            // The policy selects no endpoint: `v1` matches none of them.
+            misses = lint::near_misses_of_unmatched(v1, &all, super::NEAR_MISSES_SHOWN);
         }
         let excerpt_line =
             super::find_field_line(m, &p.loc.path, p.loc.line, "selector", &p.selector_v3);
@@ -80,7 +85,7 @@ fn run(m: &Model<'_>, out: &mut Vec<Finding>) {
             },
             m.endpoints.len()
         );
-        for nm in misses.iter().take(3) {
+        for nm in &misses {
             message.push_str(&format!(" Near miss: {}.", nm.message));
         }
         let mut f = Finding::of(
@@ -94,7 +99,7 @@ fn run(m: &Model<'_>, out: &mut Vec<Finding>) {
             Some((line, text)) => f.evidence(p.loc.clone().with_line(line).evidence(text)),
             None => f.evidence(p.loc.evidence(format!("selector: {}", p.selector_v3))),
         };
-        for nm in misses.iter().take(3) {
+        for nm in &misses {
             if let Some(e) = m.endpoints.iter().find(|e| e.key == nm.endpoint) {
                 f = f
                     .subject("endpoint", &e.key)

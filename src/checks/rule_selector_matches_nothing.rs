@@ -43,7 +43,7 @@ fn run(m: &Model<'_>, out: &mut Vec<Finding>) {
     // Every endpoint's labels, for near misses: built when the first rule matches nothing.
     let flat: std::cell::OnceCell<Vec<(String, BTreeMap<String, String>)>> =
         std::cell::OnceCell::new();
-    let candidates: std::cell::OnceCell<Vec<(String, &BTreeMap<String, String>)>> =
+    let candidates: std::cell::OnceCell<Vec<(&str, &BTreeMap<String, String>)>> =
         std::cell::OnceCell::new();
     for p in m.policies.iter().filter(|p| p.enforced()) {
         for r in &p.rules {
@@ -65,26 +65,29 @@ fn run(m: &Model<'_>, out: &mut Vec<Finding>) {
                             .collect()
                     })
                     .iter()
-                    .map(|(k, l)| (k.clone(), l))
+                    .map(|(k, l)| (k.as_str(), l))
                     .collect()
                 });
                 let mut misses = Selector::parse(&written)
                     .ok()
                     .filter(|_| !written.is_empty())
                     .map(|s| {
-                        let same_ns: Vec<(String, &BTreeMap<String, String>)> = candidates
+                        let same_ns: Vec<(&str, &BTreeMap<String, String>)> = candidates
                             .iter()
                             .filter(|(k, _)| {
-                                p.namespace()
-                                    .is_none_or(|ns| k.starts_with(&format!("{ns}/")))
+                                p.namespace().is_none_or(|ns| {
+                                    k.strip_prefix(ns).is_some_and(|r| r.starts_with('/'))
+                                })
                             })
                             .cloned()
                             .collect();
-                        lint::near_misses(&s, &same_ns)
+                        lint::near_misses(&s, &same_ns, super::NEAR_MISSES_SHOWN)
                     })
                     .unwrap_or_default();
                 if misses.is_empty() {
-                    misses = lint::near_misses(sel, candidates);
+                    // `has_members` found no endpoint that `sel` matches.
+                    misses =
+                        lint::near_misses_of_unmatched(sel, candidates, super::NEAR_MISSES_SHOWN);
                 }
                 let dir = format!("{:?}", r.direction).to_lowercase();
                 let mut msg = format!(
@@ -95,7 +98,7 @@ fn run(m: &Model<'_>, out: &mut Vec<Finding>) {
                     written,
                     sel.canonical()
                 );
-                for nm in misses.iter().take(3) {
+                for nm in &misses {
                     msg.push_str(&format!(" Near miss: {}.", nm.message));
                 }
                 let ev = super::find_field_line(

@@ -4,10 +4,11 @@
 //! items that satisfy the most selective of them, then the selector is evaluated exactly on
 //! those. Nothing is approximated: the index only prunes items that cannot match.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use crate::calico::labels::InheritedLabels;
-use crate::calico::selector::Selector;
+use crate::calico::selector::{LabelRestriction, Selector};
 
 #[derive(Debug, Default)]
 pub struct LabelIndex {
@@ -45,31 +46,48 @@ impl LabelIndex {
         self.len == 0
     }
 
-    /// The items that could match `sel` according to its label restrictions, or `None` when
-    /// the selector restricts nothing (every item must be evaluated).
-    fn candidates(&self, sel: &Selector) -> Option<Vec<usize>> {
-        let mut best: Option<Vec<usize>> = None;
-        for (key, r) in sel.label_restrictions() {
-            let found: Vec<usize> = if let Some(values) = &r.must_have_one_of_values {
-                let mut v: Vec<usize> = values
-                    .iter()
-                    .filter_map(|val| self.by_value.get(&key).and_then(|m| m.get(val)))
-                    .flatten()
-                    .copied()
-                    .collect();
-                v.sort_unstable();
-                v.dedup();
-                v
+    /// The items that could match `sel` according to its label restrictions, ascending, or
+    /// `None` when the selector restricts nothing (every item must be evaluated). Only the
+    /// most selective restriction's list is built (an item has one value per key, so the
+    /// lists of a restriction's values are disjoint and their lengths add up).
+    fn candidates(&self, sel: &Selector) -> Option<Cow<'_, [usize]>> {
+        let lists = |key: &str, r: &LabelRestriction| -> Option<Vec<&[usize]>> {
+            if let Some(values) = &r.must_have_one_of_values {
+                let by_value = self.by_value.get(key);
+                Some(
+                    values
+                        .iter()
+                        .filter_map(|val| by_value.and_then(|m| m.get(val)))
+                        .map(Vec::as_slice)
+                        .collect(),
+                )
             } else if r.must_be_present {
-                self.by_key.get(&key).cloned().unwrap_or_default()
+                Some(vec![self.by_key.get(key).map_or(&[][..], Vec::as_slice)])
             } else {
+                None
+            }
+        };
+        let mut best: Option<(usize, Vec<&[usize]>)> = None;
+        for (key, r) in sel.label_restrictions() {
+            let Some(found) = lists(&key, &r) else {
                 continue;
             };
-            if best.as_ref().is_none_or(|b| found.len() < b.len()) {
-                best = Some(found);
+            let size = found.iter().map(|l| l.len()).sum();
+            if best.as_ref().is_none_or(|(b, _)| size < *b) {
+                best = Some((size, found));
             }
         }
-        best
+        let (_, found) = best?;
+        Some(match found.as_slice() {
+            [] => Cow::Borrowed(&[][..]),
+            [one] => Cow::Borrowed(*one),
+            many => {
+                let mut v: Vec<usize> = many.concat();
+                v.sort_unstable();
+                v.dedup();
+                Cow::Owned(v)
+            }
+        })
     }
 
     /// Whether `sel` matches any item (evaluation stops at the first that matches).
@@ -79,7 +97,7 @@ impl LabelIndex {
         labels_of: impl Fn(usize) -> &'a InheritedLabels,
     ) -> bool {
         match self.candidates(sel) {
-            Some(c) => c.into_iter().any(|i| sel.evaluate(labels_of(i))),
+            Some(c) => c.iter().any(|&i| sel.evaluate(labels_of(i))),
             None => (0..self.len).any(|i| sel.evaluate(labels_of(i))),
         }
     }
@@ -92,7 +110,8 @@ impl LabelIndex {
     ) -> Vec<usize> {
         match self.candidates(sel) {
             Some(c) => c
-                .into_iter()
+                .iter()
+                .copied()
                 .filter(|&i| sel.evaluate(labels_of(i)))
                 .collect(),
             None => (0..self.len)
@@ -134,6 +153,12 @@ mod tests {
             "app == 'web' || tier == 'x'",
             "",
             "app == 'none'",
+            "has(nokey)",
+            "nokey == 'x' && app == 'web'",
+            "app in {'db', 'web', 'none'}",
+            "app in {'web', 'web'} && has(ns)",
+            "app in {'db', 'web'} && ns == 'b'",
+            "tier == 'x' && has(app)",
         ] {
             let sel = Selector::parse(s).unwrap();
             let scan: Vec<usize> = (0..items.len())
