@@ -100,6 +100,12 @@ impl Level {
             ("PANIC", Level::Panic),
             ("PANI", Level::Panic),
         ];
+        // Calico writes these: matched exactly before the loop.
+        match word {
+            "DEBUG" => return Some(Level::Debug),
+            "INFO" => return Some(Level::Info),
+            _ => {}
+        }
         WORDS
             .iter()
             .find(|(w, _)| w.eq_ignore_ascii_case(word))
@@ -514,19 +520,26 @@ fn parse_chunk_limited(text: &str, first_line: usize, limits: Limits) -> Log {
     // The header line of the current record (wrappers removed): read again only when an
     // INFO record turns out to have continuation lines or ends the chunk.
     let mut cur_header = "";
-    // The header line of the last record when that record came through the DEBUG fast path:
+    // The header line of the last record when that record came through the fast path above:
     // its time becomes `last_ts` at the end unless a later record has a time of its own.
     let mut last_ts_line: Option<&str> = None;
     for (no, raw) in super::numbered_lines(text, first_line) {
         log.lines += 1;
-        // Most lines of a debug-level log are Calico-format DEBUG headers, which are only
-        // counted: recognise them without building a header or a time.
-        if is_calico_debug_header(raw, &mut scan.dates) {
+        // Most lines of a log are Calico-format DEBUG and routine INFO headers, which are only
+        // counted: recognise them without building a time (a Calico header has no wrapper).
+        if let Some(prefix) = calico_prefix(raw, &mut scan.dates)
+            && (prefix.level == Level::Debug
+                || (prefix.level == Level::Info && {
+                    let rest = calico_rest(raw, prefix);
+                    let text = calico_location(rest).map_or(rest, |(_, _, msg)| msg);
+                    !info_text_is_kept(Format::Calico, text, &mut scan)
+                }))
+        {
             if let Some(mut p) = kept.take() {
                 log.finish(&mut p);
             }
             log.total += 1;
-            log.by_level.add(Level::Debug, 1);
+            log.by_level.add(prefix.level, 1);
             if log.first_ts.is_none() {
                 log.first_ts = header_time(raw, &mut scan.dates);
             }
@@ -534,11 +547,11 @@ fn parse_chunk_limited(text: &str, first_line: usize, limits: Limits) -> Log {
             counted = Some(Counted {
                 line: no,
                 end_line: no,
-                level: Level::Debug,
+                level: prefix.level,
                 format: Format::Calico,
                 ts: None,
                 ts_from_header: true,
-                undecided: false,
+                undecided: prefix.level == Level::Info,
             });
             cur_header = raw;
             continue;
@@ -700,7 +713,7 @@ struct Counted {
     level: Level,
     format: Format,
     ts: Option<NaiveDateTime>,
-    /// `ts` is not read yet: it is the time of the header line (DEBUG fast path).
+    /// `ts` is not read yet: it is the time of the header line (fast path of Calico headers).
     ts_from_header: bool,
     /// An INFO record not kept on its header line: looked at again if continuation lines
     /// follow or the chunk ends (`decide_info`).
@@ -765,7 +778,7 @@ fn decide_info(
     continued: bool,
 ) -> Option<Pending> {
     let h = parse_header(header_line, &mut scan.dates)?;
-    if !scan.names_event(header_message(&h)) {
+    if !scan.names_event(header_message(h.format, h.rest)) {
         return None;
     }
     let (mut proto, body) = kept_start(c.line, &h);
@@ -852,7 +865,12 @@ fn fold_into<'a>(text: &str, lower: &'a mut Vec<u8>) -> &'a [u8] {
 /// Whether an INFO header line is notable on its own: its message names an event and is not
 /// a routine report, or is one that carries a marker the checks read.
 fn info_is_kept(h: &Header<'_>, scan: &mut Scan) -> bool {
-    let msg = header_message(h);
+    info_text_is_kept(h.format, h.rest, scan)
+}
+
+/// [`info_is_kept`] of a header's format and text after its location.
+fn info_text_is_kept(format: Format, rest: &str, scan: &mut Scan) -> bool {
+    let msg = header_message(format, rest);
     if !scan.names_event(msg) {
         return false;
     }
@@ -861,20 +879,21 @@ fn info_is_kept(h: &Header<'_>, scan: &mut Scan) -> bool {
             .get(..p.len())
             .is_some_and(|head| head.eq_ignore_ascii_case(p.as_bytes()))
     });
-    !routine || INFO_READ_RE.is_match(fold_into(h.rest, &mut scan.lower))
+    !routine || INFO_READ_RE.is_match(fold_into(rest, &mut scan.lower))
 }
 
 fn names_event(msg: &str, lower: &mut Vec<u8>) -> bool {
     INFO_EVENTS_RE.is_match(fold_into(msg, lower))
 }
 
-/// The message of a header line without its fields (cheap: for the notable check only).
-fn header_message<'a>(h: &Header<'a>) -> &'a str {
-    match h.format {
-        Format::Logrus => h.rest.find(" msg=").map_or("", |i| &h.rest[i + 5..]),
-        _ => match key_candidates(h.rest).next() {
-            Some(i) => &h.rest[..i],
-            None => h.rest,
+/// The message of a header line without its fields (cheap: for the notable check only), from
+/// its format and text after the location.
+fn header_message(format: Format, rest: &str) -> &str {
+    match format {
+        Format::Logrus => rest.find(" msg=").map_or("", |i| &rest[i + 5..]),
+        _ => match key_candidates(rest).next() {
+            Some(i) => &rest[..i],
+            None => rest,
         },
     }
 }
@@ -1023,8 +1042,21 @@ fn key_candidates(body: &str) -> impl Iterator<Item = usize> + '_ {
 }
 
 fn is_key_byte(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || c == b'_' || c == b'.' || c == b'-'
+    KEY_BYTES[c as usize]
 }
+
+/// The bytes of a field key (`[A-Za-z0-9_.-]`), as a table: looked up for every byte before a
+/// `=` in INFO messages.
+static KEY_BYTES: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-';
+        c += 1;
+    }
+    t
+};
 
 /// Length of `key=` at the start of `s`, if it is one.
 fn key_at(s: &[u8]) -> Option<usize> {
@@ -1350,6 +1382,16 @@ fn parse_datetime_cached(b: &[u8], dates: &mut DateCache) -> Option<(NaiveDateTi
     let second = match (b.get(..19), dates.time) {
         // Same text as a time read before (the separator at 10 is part of the key).
         (Some(key), Some(t)) if key == dates.key => t,
+        // Same minute, another second: only the seconds are read.
+        (Some(key), Some(t))
+            if key[..17] == dates.key[..17]
+                && key[17..].iter().all(u8::is_ascii_digit)
+                && let Some(t) = t.with_second(num(&key[17..])) =>
+        {
+            dates.key.copy_from_slice(key);
+            dates.time = Some(t);
+            t
+        }
         _ => {
             if !is_date(b) || b.len() < 19 || !is_hms(&b[11..]) {
                 return None;
@@ -1381,18 +1423,28 @@ fn parse_datetime_cached(b: &[u8], dates: &mut DateCache) -> Option<(NaiveDateTi
     Some((second.with_nanosecond(nanos)?, i))
 }
 
-/// Whether `line` is a Calico-format header (`2026-11-24 14:02:15.582 [DEBUG][42] …`) of a
-/// DEBUG record, exactly as [`parse_header`] would read it, decided from a few bytes: the
-/// date and time are validated once per second of log (the `DateCache` key).
-fn is_calico_debug_header(line: &str, dates: &mut DateCache) -> bool {
+/// What [`calico_prefix`] reads of a Calico-format header line.
+#[derive(Debug, Clone, Copy)]
+struct CalicoPrefix {
+    level: Level,
+    /// The bytes between the brackets of `[pid]`, when there is one.
+    pid: Option<(usize, usize)>,
+    /// Where the text after `[level][pid]` starts.
+    after: usize,
+}
+
+/// The prefix of a Calico-format header (`2026-11-24 14:02:15.582 [DEBUG][42] …`) read without
+/// building its time: the date and time are validated once per second of log (the
+/// `DateCache` key), so most lines cost a compare. Accepts exactly the lines
+/// [`parse_calico_header`] accepts.
+fn calico_prefix(line: &str, dates: &mut DateCache) -> Option<CalicoPrefix> {
     let b = line.as_bytes();
-    if b.len() < 27 || b[10] != b' ' || !b[0].is_ascii_digit() {
-        return false;
+    if b.len() < 19 || b[10] != b' ' || !b[0].is_ascii_digit() {
+        return None;
     }
-    let cached = dates.time.is_some() && b[..19] == dates.key;
-    let mut i = if cached {
+    let mut i = if dates.time.is_some() && b[..19] == dates.key {
         let mut i = 19;
-        if b[i] == b'.' {
+        if b.get(i) == Some(&b'.') {
             i += 1;
             while i < b.len() && b[i].is_ascii_digit() {
                 i += 1;
@@ -1400,17 +1452,40 @@ fn is_calico_debug_header(line: &str, dates: &mut DateCache) -> bool {
         }
         i
     } else {
-        match parse_datetime_cached(b, dates) {
-            Some((_, i)) => i,
-            None => return false,
-        }
+        parse_datetime_cached(b, dates)?.1
     };
-    if b.get(i..i + 8) != Some(b" [DEBUG]") {
-        return false;
+    if b.get(i..i + 2) != Some(b" [") {
+        return None;
     }
-    i += 8;
-    // `[pid]`: a `[` without its `]` is no header.
-    b.get(i) != Some(&b'[') || memchr::memchr(b']', &b[i..]).is_some()
+    i += 2;
+    let close = close_bracket(b, i)?;
+    // `[` and `]` are ASCII: both ends are char boundaries.
+    let level = Level::from_word(&line[i..close])?;
+    i = close + 1;
+    let mut pid = None;
+    if b.get(i) == Some(&b'[') {
+        let close = close_bracket(b, i)?;
+        pid = Some((i + 1, close));
+        i = close + 1;
+    }
+    Some(CalicoPrefix {
+        level,
+        pid,
+        after: i,
+    })
+}
+
+/// The first `]` at or after `from`. A plain loop: in a header it is a few bytes away, closer
+/// than a vector search pays off.
+fn close_bracket(b: &[u8], from: usize) -> Option<usize> {
+    let mut j = from;
+    while j < b.len() {
+        if b[j] == b']' {
+            return Some(j);
+        }
+        j += 1;
+    }
+    None
 }
 
 /// The time of a header line (`None` when it has none).
@@ -1451,30 +1526,20 @@ fn parse_header<'a>(line: &'a str, dates: &mut DateCache) -> Option<Header<'a>> 
 }
 
 fn parse_calico_header<'a>(line: &'a str, dates: &mut DateCache) -> Option<Header<'a>> {
-    let b = line.as_bytes();
-    if b.get(10) != Some(&b' ') {
-        return None;
-    }
-    let (ts, mut i) = parse_datetime_cached(b, dates)?;
-    if b.get(i) != Some(&b' ') || b.get(i + 1) != Some(&b'[') {
-        return None;
-    }
-    i += 2;
-    let close = i + memchr::memchr(b']', &b[i..])?;
-    let level = Level::from_word(&line[i..close])?;
-    i = close + 1;
-    let mut pid = None;
-    if b.get(i) == Some(&b'[') {
-        let close = i + memchr::memchr(b']', &b[i..])?;
-        pid = line[i + 1..close].parse().ok();
-        i = close + 1;
-    }
-    let rest = line[i..].strip_prefix(' ').unwrap_or(&line[i..]);
+    let prefix = calico_prefix(line, dates)?;
+    // The prefix validated the time: this reads it from the cache.
+    let ts = parse_datetime_cached(line.as_bytes(), dates).map(|(t, _)| t);
+    Some(calico_header(line, prefix, ts))
+}
+
+/// The header of a line whose prefix [`calico_prefix`] read, with the time given.
+fn calico_header(line: &str, prefix: CalicoPrefix, ts: Option<NaiveDateTime>) -> Header<'_> {
+    let rest = calico_rest(line, prefix);
     let mut h = Header {
         format: Format::Calico,
-        ts: Some(ts),
-        level,
-        pid,
+        ts,
+        level: prefix.level,
+        pid: prefix.pid.and_then(|(a, z)| line[a..z].parse().ok()),
         component: None,
         file: None,
         src_line: None,
@@ -1482,31 +1547,40 @@ fn parse_calico_header<'a>(line: &'a str, dates: &mut DateCache) -> Option<Heade
     };
     // DEBUG and TRACE records are only counted (never kept, never searched), so where they
     // were logged from is not read.
-    if level <= Level::Debug {
-        return Some(h);
+    if h.level <= Level::Debug {
+        return h;
     }
-    // `felix/file.go 123: ` or `file.go <nil>: `
-    if let Some(sp) = memchr::memchr(b' ', rest.as_bytes()) {
-        let (path, after) = (&rest[..sp], &rest[sp + 1..]);
-        let (lineno, msg) = split_colon_space(after)
-            .or_else(|| after.split_once('\u{ff1a}'))
-            .or_else(|| after.strip_suffix(':').map(|l| (l, "")))
-            .unwrap_or(("", ""));
-        let lineno_ok =
-            !lineno.is_empty() && (lineno.bytes().all(|c| c.is_ascii_digit()) || lineno == "<nil>");
-        if lineno_ok && !path.is_empty() {
-            match memchr::memrchr(b'/', path.as_bytes()) {
-                Some(slash) => {
-                    h.component = Some(&path[..slash]);
-                    h.file = Some(&path[slash + 1..]);
-                }
-                None => h.file = Some(path),
+    if let Some((path, lineno, msg)) = calico_location(rest) {
+        match memchr::memrchr(b'/', path.as_bytes()) {
+            Some(slash) => {
+                h.component = Some(&path[..slash]);
+                h.file = Some(&path[slash + 1..]);
             }
-            h.src_line = lineno.parse().ok();
-            h.rest = msg;
+            None => h.file = Some(path),
         }
+        h.src_line = lineno.parse().ok();
+        h.rest = msg;
     }
-    Some(h)
+    h
+}
+
+/// The text after `[level][pid] `.
+fn calico_rest(line: &str, prefix: CalicoPrefix) -> &str {
+    let rest = &line[prefix.after..];
+    rest.strip_prefix(' ').unwrap_or(rest)
+}
+
+/// `felix/file.go 123: message` or `file.go <nil>: message` split into path, line and
+/// message; `None` when the text does not start with a location.
+fn calico_location(rest: &str) -> Option<(&str, &str, &str)> {
+    let sp = memchr::memchr(b' ', rest.as_bytes())?;
+    let (path, after) = (&rest[..sp], &rest[sp + 1..]);
+    let (lineno, msg) = split_colon_space(after)
+        .or_else(|| after.split_once('\u{ff1a}'))
+        .or_else(|| after.strip_suffix(':').map(|l| (l, "")))?;
+    let lineno_ok =
+        !lineno.is_empty() && (lineno.bytes().all(|c| c.is_ascii_digit()) || lineno == "<nil>");
+    (lineno_ok && !path.is_empty()).then_some((path, lineno, msg))
 }
 
 fn parse_logrus_header(line: &str) -> Option<Header<'_>> {
@@ -1529,12 +1603,19 @@ fn parse_logrus_header(line: &str) -> Option<Header<'_>> {
     })
 }
 
-/// `s.split_once(": ")`, found with `memchr` (the colon is usually a few bytes in).
+/// `s.split_once(": ")`, by a plain loop: the colon after a source line number is a few
+/// bytes in.
 fn split_colon_space(s: &str) -> Option<(&str, &str)> {
     let b = s.as_bytes();
-    memchr::memchr_iter(b':', b)
-        .find(|&i| b.get(i + 1) == Some(&b' '))
-        .map(|i| (&s[..i], &s[i + 2..]))
+    let mut i = 0;
+    while i + 1 < b.len() {
+        if b[i] == b':' && b[i + 1] == b' ' {
+            // `:` is ASCII: both sides are char boundaries.
+            return Some((&s[..i], &s[i + 2..]));
+        }
+        i += 1;
+    }
+    None
 }
 
 /// `2019-03-04T10:00:00Z`, `…+01:00`, `…T10:00:00.123-07:00`; converted to UTC.
@@ -1827,6 +1908,64 @@ sync interface cali0: link not found\n\
         assert_eq!(
             log.last_ts.map(|t| t.to_string()).as_deref(),
             Some("2023-06-02 10:15:31.500")
+        );
+    }
+
+    #[test]
+    fn cached_times_are_read_as_a_fresh_parse_reads_them() {
+        let mut dates = DateCache::default();
+        let mut read = |text: &str| {
+            let cached = parse_datetime_cached(text.as_bytes(), &mut dates);
+            assert_eq!(cached, parse_datetime(text.as_bytes()), "{text}");
+            cached.map(|(t, n)| (t.to_string(), n))
+        };
+        let at = |t: &str, n: usize| Some((t.to_string(), n));
+        assert_eq!(
+            read("2023-06-02 10:15:59.9 x"),
+            at("2023-06-02 10:15:59.900", 21)
+        );
+        // Another second of the cached minute, earlier or later.
+        assert_eq!(read("2023-06-02 10:15:07 x"), at("2023-06-02 10:15:07", 19));
+        assert_eq!(
+            read("2023-06-02 10:15:08.000000001"),
+            at("2023-06-02 10:15:08.000000001", 29)
+        );
+        // Seconds that are no seconds, in the cached minute.
+        assert_eq!(read("2023-06-02 10:15:60.000"), None);
+        assert_eq!(read("2023-06-02 10:15:99"), None);
+        assert_eq!(read("2023-06-02 10:15:5x"), None);
+        assert_eq!(read("2023-06-02 10:15:+5"), None);
+        // The cache still holds the last good time.
+        assert_eq!(read("2023-06-02 10:15:08"), at("2023-06-02 10:15:08", 19));
+        // Another minute, another day, another separator.
+        assert_eq!(read("2023-06-02 10:16:08"), at("2023-06-02 10:16:08", 19));
+        assert_eq!(read("2023-06-03 10:16:08"), at("2023-06-03 10:16:08", 19));
+        assert_eq!(read("2023-06-03T10:16:09"), at("2023-06-03 10:16:09", 19));
+        assert_eq!(read("2023-02-30 10:16:09"), None);
+    }
+
+    #[test]
+    fn headers_in_one_minute_keep_their_own_seconds() {
+        let text = "\
+2023-06-02 10:15:59.900 [DEBUG][1] a.go 1: first
+2023-06-02 10:15:07.100 [INFO][1] a.go 2: Applying dataplane updates
+2023-06-02 10:15:60.000 [DEBUG][1] a.go 3: no such second
+2023-06-02 10:15:30.000 [debug][1] a.go 4: lower case
+2023-06-02 10:16:00.250 [INFO][1] a.go 5: Applying dataplane updates
+";
+        let log = parse(text);
+        assert_eq!(log.count(Level::Debug), 2);
+        assert_eq!(log.count(Level::Info), 2);
+        assert_eq!((log.total, log.lines), (4, 5));
+        let errors: Vec<usize> = log.errors.iter().map(|e| e.line).collect();
+        assert_eq!(errors, [3]);
+        assert_eq!(
+            log.first_ts.map(|t| t.to_string()).as_deref(),
+            Some("2023-06-02 10:15:59.900")
+        );
+        assert_eq!(
+            log.last_ts.map(|t| t.to_string()).as_deref(),
+            Some("2023-06-02 10:16:00.250")
         );
     }
 
