@@ -1437,6 +1437,7 @@ struct CalicoPrefix {
 /// building its time: the date and time are validated once per second of log (the
 /// `DateCache` key), so most lines cost a compare. Accepts exactly the lines
 /// [`parse_calico_header`] accepts.
+#[inline]
 fn calico_prefix(line: &str, dates: &mut DateCache) -> Option<CalicoPrefix> {
     let b = line.as_bytes();
     if b.len() < 19 || b[10] != b' ' || !b[0].is_ascii_digit() {
@@ -1458,13 +1459,29 @@ fn calico_prefix(line: &str, dates: &mut DateCache) -> Option<CalicoPrefix> {
         return None;
     }
     i += 2;
-    let close = close_bracket(b, i)?;
-    // `[` and `]` are ASCII: both ends are char boundaries.
-    let level = Level::from_word(&line[i..close])?;
+    // The two levels of most lines, then any level word.
+    let (level, close) = if b[i..].starts_with(b"DEBUG]") {
+        (Level::Debug, i + 5)
+    } else if b[i..].starts_with(b"INFO]") {
+        (Level::Info, i + 4)
+    } else {
+        let close = close_bracket(b, i)?;
+        // `[` and `]` are ASCII: both ends are char boundaries.
+        (Level::from_word(&line[i..close])?, close)
+    };
     i = close + 1;
     let mut pid = None;
     if b.get(i) == Some(&b'[') {
-        let close = close_bracket(b, i)?;
+        // Usually digits and the `]`.
+        let mut j = i + 1;
+        while j < b.len() && b[j].is_ascii_digit() {
+            j += 1;
+        }
+        let close = if b.get(j) == Some(&b']') {
+            j
+        } else {
+            close_bracket(b, j)?
+        };
         pid = Some((i + 1, close));
         i = close + 1;
     }
