@@ -312,6 +312,31 @@ mod tests {
     }
 
     #[test]
+    fn ipv4_members_print_as_the_standard_library_prints_addresses() {
+        let parts = [
+            0u8, 1, 9, 10, 11, 99, 100, 101, 109, 110, 199, 200, 249, 250, 255,
+        ];
+        for a in parts {
+            for b in parts {
+                let octets = [a, b, 255 - a, b / 2];
+                let ip = std::net::Ipv4Addr::from(octets);
+                for prefix in 0..=32u8 {
+                    let m = Member::Net {
+                        addr: Addr::V4(octets),
+                        prefix,
+                    };
+                    let want = if prefix == 32 {
+                        ip.to_string()
+                    } else {
+                        format!("{ip}/{prefix}")
+                    };
+                    assert_eq!(m.to_string(), want);
+                }
+            }
+        }
+    }
+
+    #[test]
     fn hosts_and_cidrs_normalise_like_ipset_prints_them() {
         assert_eq!(Member::parse("10.0.0.1/32"), Member::parse("10.0.0.1"));
         assert_eq!(Member::parse("10.0.0.5/24"), Member::parse("10.0.0.0/24"));

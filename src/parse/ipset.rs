@@ -385,9 +385,45 @@ impl fmt::Write for SameText<'_> {
     }
 }
 
+/// `a.b.c.d` (and `/prefix` unless it is 32) as `Ipv4Addr` displays it, written without the
+/// formatting machinery: reports list members by the thousand.
+fn write_v4(f: &mut fmt::Formatter<'_>, octets: [u8; 4], prefix: u8) -> fmt::Result {
+    /// `v` in decimal at `buf[n..]`; the length after it.
+    fn decimal(buf: &mut [u8; 18], mut n: usize, v: u8) -> usize {
+        if v >= 100 {
+            buf[n] = b'0' + v / 100;
+            n += 1;
+        }
+        if v >= 10 {
+            buf[n] = b'0' + v / 10 % 10;
+            n += 1;
+        }
+        buf[n] = b'0' + v % 10;
+        n + 1
+    }
+    let mut buf = [0u8; 18];
+    let mut n = 0;
+    for (i, o) in octets.into_iter().enumerate() {
+        if i > 0 {
+            buf[n] = b'.';
+            n += 1;
+        }
+        n = decimal(&mut buf, n, o);
+    }
+    if prefix != 32 {
+        buf[n] = b'/';
+        n = decimal(&mut buf, n + 1, prefix);
+    }
+    f.write_str(std::str::from_utf8(&buf[..n]).map_err(|_| fmt::Error)?)
+}
+
 impl fmt::Display for Elem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Elem::Net {
+                addr: Addr::V4(octets),
+                prefix,
+            } => write_v4(f, *octets, *prefix),
             Elem::Net { addr, prefix } => {
                 let full = match addr {
                     Addr::V4(_) => 32,

@@ -12,15 +12,26 @@ use crate::model::node::Owner;
 /// How many differing members an IP set row lists before it only counts.
 const MEMBERS_LISTED: usize = 50;
 
-/// The first members in text order (the order the table lists them in).
+/// The first members in text order (the order the table lists them in). Each member is
+/// written into one buffer and kept only while it is among the first: a set with no dump
+/// lists a few of its expected members, however many it has.
 fn listed<'a>(members: impl Iterator<Item = &'a Member>) -> Vec<String> {
-    let mut v: Vec<String> = members.map(Member::to_string).collect();
-    if v.len() > MEMBERS_LISTED {
-        v.select_nth_unstable(MEMBERS_LISTED);
-        v.truncate(MEMBERS_LISTED);
+    use std::fmt::Write;
+    let mut first: std::collections::BinaryHeap<String> =
+        std::collections::BinaryHeap::with_capacity(MEMBERS_LISTED + 1);
+    let mut text = String::new();
+    for m in members {
+        text.clear();
+        let _ = write!(text, "{m}");
+        if first.len() < MEMBERS_LISTED {
+            first.push(text.clone());
+        } else if let Some(mut last) = first.peek_mut()
+            && text < *last
+        {
+            last.clone_from(&text);
+        }
     }
-    v.sort_unstable();
-    v
+    first.into_sorted_vec()
 }
 
 pub fn nodes_detail(m: &Model<'_>) -> Vec<NodeDetail> {
@@ -140,4 +151,35 @@ pub fn nodes_detail(m: &Model<'_>) -> Vec<NodeDetail> {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn members_are_listed_first_in_text_order_up_to_the_limit() {
+        let members: Vec<Member> = (1..=120)
+            .rev()
+            .map(|i| Member::parse(&format!("10.0.0.{i}")))
+            .collect();
+        let got = listed(members.iter());
+        assert_eq!(got.len(), MEMBERS_LISTED);
+        // Text order: 10.0.0.1, 10.0.0.10, 10.0.0.100 … 10.0.0.109, 10.0.0.11, 10.0.0.110 …
+        assert_eq!(
+            got[..4],
+            ["10.0.0.1", "10.0.0.10", "10.0.0.100", "10.0.0.101"]
+        );
+        let mut all: Vec<String> = members.iter().map(Member::to_string).collect();
+        all.sort();
+        assert_eq!(got, all[..MEMBERS_LISTED]);
+        assert!(!got.contains(&"10.0.0.9".to_string()));
+        // Fewer than the limit: all of them, sorted; duplicates kept.
+        let few = [&members[0], &members[5], &members[0]];
+        assert_eq!(
+            listed(few.into_iter()),
+            ["10.0.0.115", "10.0.0.120", "10.0.0.120"]
+        );
+        assert!(listed(std::iter::empty()).is_empty());
+    }
 }
