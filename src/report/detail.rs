@@ -17,8 +17,8 @@ const MEMBERS_LISTED: usize = 50;
 /// lists a few of its expected members, however many it has.
 fn listed<'a>(members: impl Iterator<Item = &'a Member>) -> Vec<String> {
     use std::fmt::Write;
-    let mut first: std::collections::BinaryHeap<String> =
-        std::collections::BinaryHeap::with_capacity(MEMBERS_LISTED + 1);
+    // Most rows list nothing: no room is taken before a member comes.
+    let mut first: std::collections::BinaryHeap<String> = std::collections::BinaryHeap::new();
     let mut text = String::new();
     for m in members {
         text.clear();
@@ -31,7 +31,10 @@ fn listed<'a>(members: impl Iterator<Item = &'a Member>) -> Vec<String> {
             last.clone_from(&text);
         }
     }
-    first.into_sorted_vec()
+    let mut listed = first.into_sorted_vec();
+    // Rows live until the report is written.
+    listed.shrink_to_fit();
+    listed
 }
 
 pub fn nodes_detail(m: &Model<'_>) -> Vec<NodeDetail> {
