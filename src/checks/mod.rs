@@ -89,6 +89,57 @@ pub struct Check {
 /// become subjects with evidence.
 const NEAR_MISSES_SHOWN: usize = 3;
 
+/// Where CAL011 and CAL012 look for near misses: every endpoint's name and labels, built when
+/// a check first needs them.
+struct NearMisses<'m, 'b> {
+    m: &'m Model<'b>,
+    flat: std::cell::OnceCell<Vec<(String, std::collections::BTreeMap<String, String>)>>,
+}
+
+impl<'m, 'b> NearMisses<'m, 'b> {
+    fn new(m: &'m Model<'b>) -> Self {
+        NearMisses {
+            m,
+            flat: std::cell::OnceCell::new(),
+        }
+    }
+
+    /// The first near misses of a selector that matches nothing: of `written` (as the user
+    /// wrote it) among the endpoints of `namespace` (all for a global policy), else of
+    /// `unmatched` (as Felix builds it, known to match no endpoint) among all endpoints.
+    fn find(
+        &self,
+        namespace: Option<&str>,
+        written: Option<&crate::calico::selector::Selector>,
+        unmatched: &crate::calico::selector::Selector,
+    ) -> Vec<crate::calico::lint::NearMiss> {
+        use crate::calico::lint;
+        let flat = self.flat.get_or_init(|| {
+            self.m
+                .endpoints
+                .iter()
+                .map(|e| (e.key.clone(), e.labels.flatten()))
+                .collect()
+        });
+        let among = |keep: &dyn Fn(&str) -> bool| -> Vec<_> {
+            flat.iter()
+                .filter(|(k, _)| keep(k))
+                .map(|(k, l)| (k.as_str(), l))
+                .collect()
+        };
+        if let Some(w) = written {
+            let in_namespace = |k: &str| {
+                namespace.is_none_or(|ns| k.strip_prefix(ns).is_some_and(|r| r.starts_with('/')))
+            };
+            let misses = lint::near_misses(w, &among(&in_namespace), NEAR_MISSES_SHOWN);
+            if !misses.is_empty() {
+                return misses;
+            }
+        }
+        lint::near_misses_of_unmatched(unmatched, &among(&|_| true), NEAR_MISSES_SHOWN)
+    }
+}
+
 /// Every check, in report order. Adding a check is one line here.
 pub const CHECKS: &[&Check] = &[
     &artifact_missing::CHECK,

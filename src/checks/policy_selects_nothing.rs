@@ -1,9 +1,6 @@
 //! CAL011: a policy's selector matches no endpoint, so it applies to nothing.
 
-use std::collections::BTreeMap;
-
 use super::{Check, Finding, Severity, Step};
-use crate::calico::lint;
 use crate::calico::selector::Selector;
 use crate::model::Model;
 
@@ -41,38 +38,18 @@ fn run(m: &Model<'_>, out: &mut Vec<Finding>) {
     if m.endpoints.is_empty() {
         return;
     }
-    // Every endpoint's labels, for near misses: built when the first policy selects nothing.
-    let flat: std::cell::OnceCell<Vec<(String, BTreeMap<String, String>)>> =
-        std::cell::OnceCell::new();
+    let near = super::NearMisses::new(m);
     for (i, p) in m.policies.iter().enumerate() {
         if !p.enforced() || !m.policy_endpoints[i].is_empty() {
             continue;
         }
         let Ok(v1) = &p.selector else { continue };
-        let flat = flat.get_or_init(|| {
-            m.endpoints
-                .iter()
-                .map(|e| (e.key.clone(), e.labels.flatten()))
-                .collect()
-        });
-        // Near misses on the selector as written, among the policy's own namespace first.
-        let same_ns: Vec<(&str, &BTreeMap<String, String>)> = flat
-            .iter()
-            .filter(|(k, _)| {
-                p.namespace()
-                    .is_none_or(|ns| k.strip_prefix(ns).is_some_and(|r| r.starts_with('/')))
-            })
-            .map(|(k, l)| (k.as_str(), l))
-            .collect();
-        let mut misses = Selector::parse(&p.selector_v3)
-            .map(|s| lint::near_misses(&s, &same_ns, super::NEAR_MISSES_SHOWN))
-            .unwrap_or_default();
-        if misses.is_empty() {
-            let all: Vec<(&str, &BTreeMap<String, String>)> =
-                flat.iter().map(|(k, l)| (k.as_str(), l)).collect();
-            // The policy selects no endpoint: `v1` matches none of them.
-            misses = lint::near_misses_of_unmatched(v1, &all, super::NEAR_MISSES_SHOWN);
-        }
+        // The policy selects no endpoint: `v1` matches none of them.
+        let misses = near.find(
+            p.namespace(),
+            Selector::parse(&p.selector_v3).ok().as_ref(),
+            v1,
+        );
         let excerpt_line =
             super::find_field_line(m, &p.loc.path, p.loc.line, "selector", &p.selector_v3);
         let mut message = format!(

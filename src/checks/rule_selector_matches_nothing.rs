@@ -1,9 +1,6 @@
 //! CAL012: a rule's source/destination selector matches no endpoint or network set.
 
-use std::collections::BTreeMap;
-
 use super::{Check, Finding, Severity, Step};
-use crate::calico::lint;
 use crate::calico::selector::Selector;
 use crate::model::Model;
 
@@ -40,11 +37,7 @@ fn run(m: &Model<'_>, out: &mut Vec<Finding>) {
     if m.endpoints.is_empty() {
         return;
     }
-    // Every endpoint's labels, for near misses: built when the first rule matches nothing.
-    let flat: std::cell::OnceCell<Vec<(String, BTreeMap<String, String>)>> =
-        std::cell::OnceCell::new();
-    let candidates: std::cell::OnceCell<Vec<(&str, &BTreeMap<String, String>)>> =
-        std::cell::OnceCell::new();
+    let near = super::NearMisses::new(m);
     for p in m.policies.iter().filter(|p| p.enforced()) {
         for r in &p.rules {
             for (side_name, side) in [("source", &r.src), ("destination", &r.dst)] {
@@ -57,38 +50,11 @@ fn run(m: &Model<'_>, out: &mut Vec<Finding>) {
                     continue;
                 }
                 let written = side.selector.clone().unwrap_or_default();
-                let candidates = candidates.get_or_init(|| {
-                    flat.get_or_init(|| {
-                        m.endpoints
-                            .iter()
-                            .map(|e| (e.key.clone(), e.labels.flatten()))
-                            .collect()
-                    })
-                    .iter()
-                    .map(|(k, l)| (k.as_str(), l))
-                    .collect()
-                });
-                let mut misses = Selector::parse(&written)
+                let parsed = Selector::parse(&written)
                     .ok()
-                    .filter(|_| !written.is_empty())
-                    .map(|s| {
-                        let same_ns: Vec<(&str, &BTreeMap<String, String>)> = candidates
-                            .iter()
-                            .filter(|(k, _)| {
-                                p.namespace().is_none_or(|ns| {
-                                    k.strip_prefix(ns).is_some_and(|r| r.starts_with('/'))
-                                })
-                            })
-                            .cloned()
-                            .collect();
-                        lint::near_misses(&s, &same_ns, super::NEAR_MISSES_SHOWN)
-                    })
-                    .unwrap_or_default();
-                if misses.is_empty() {
-                    // `has_members` found no endpoint that `sel` matches.
-                    misses =
-                        lint::near_misses_of_unmatched(sel, candidates, super::NEAR_MISSES_SHOWN);
-                }
+                    .filter(|_| !written.is_empty());
+                // `has_members` found no endpoint that `sel` matches.
+                let misses = near.find(p.namespace(), parsed.as_ref(), sel);
                 let dir = format!("{:?}", r.direction).to_lowercase();
                 let mut msg = format!(
                     "Rule {dir}[{}] of {} ({}) has {side_name} selector `{}`; Felix matches `{}`, which no endpoint or network set in the bundle satisfies, so the rule never matches.",

@@ -100,12 +100,6 @@ impl Level {
             ("PANIC", Level::Panic),
             ("PANI", Level::Panic),
         ];
-        // Calico writes these: matched exactly before the loop.
-        match word {
-            "DEBUG" => return Some(Level::Debug),
-            "INFO" => return Some(Level::Info),
-            _ => {}
-        }
         WORDS
             .iter()
             .find(|(w, _)| w.eq_ignore_ascii_case(word))
